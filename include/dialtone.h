@@ -1,0 +1,16 @@
+/**
+ * @file dialtone.h
+ * @brief The only header dialtone users include.
+ *
+ * dialtone turns a host name into a ready, tuned, reusable connection: a
+ * TTL-honouring DNS cache feeds a Happy Eyeballs dialer, which applies
+ * socket options, keeps idle connection pools and offers buffered,
+ * length-prefixed I/O. See dialtone(3).
+ */
+#ifndef DIALTONE_H
+#define DIALTONE_H
+
+#include "dialtone/common.h"
+#include "dialtone/name.h"
+
+#endif
