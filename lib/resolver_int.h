@@ -1,0 +1,147 @@
+/* Resolver internals shared with the dialer and tests: the per-question
+ * state machine and the address-lookup machine built from two of them.
+ * Machines say which descriptor they wait on and their next deadline, and
+ * advance when poll() reports readiness or the deadline passes. */
+#ifndef DT_RESOLVER_INT_H
+#define DT_RESOLVER_INT_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "dialtone/resolver.h"
+#include "transport.h"
+
+typedef struct {
+  struct sockaddr_storage addr;
+  socklen_t len;
+  /* Guarded by the resolver's lock. A server that timed out or failed at
+   * the network level sorts behind the others until penalty_until. */
+  uint64_t penalty_until_us;
+  uint32_t failures;
+} dt_server_t;
+
+struct dt_resolver {
+  dt_clock_t clock;
+  dt_server_t servers[DT_CONF_MAX_SERVERS];
+  size_t nservers;
+  char (*search)[DT_NAME_BUFSIZE];
+  size_t nsearch;
+  int timeout_ms;
+  int attempts;
+  int ndots;
+  int penalty_ms;
+  bool rotate;
+  bool edns;
+  unsigned rotate_next; /* atomic */
+  pthread_mutex_t lock; /* servers' penalties */
+
+  char *hosts_path; /* NULL: no hosts file */
+  dt_hosts_t *hosts;
+  pthread_rwlock_t hosts_lock;
+  pthread_mutex_t hosts_reload;
+  uint64_t hosts_checked_ms; /* atomic */
+  struct {
+    long long mtime_ns;
+    unsigned long long ino, dev;
+    long long size;
+    bool exists;
+  } hosts_id;
+
+  dt_ex_counters_t ex; /* updated by exchanges, atomically */
+  uint64_t timeouts, failovers, truncated, edns_fallbacks, hosts_hits;
+};
+
+/* The names a query tries, in order (glibc's res_search): "as-is" first
+ * when the name has at least ndots dots, then each search domain, then
+ * as-is if not yet tried; an absolute name only as-is. */
+#define DT_MAX_CANDIDATES (DT_CONF_MAX_SEARCH + 1)
+
+typedef struct {
+  dt_resolver_t *r;
+  uint16_t qtype;
+  unsigned flags;
+  char name[DT_NAME_BUFSIZE]; /* as given, validated */
+  int cand[DT_MAX_CANDIDATES]; /* -1 as-is, k: search[k] */
+  size_t ncand, icand;
+  char qname[DT_NAME_BUFSIZE]; /* the candidate being asked */
+
+  size_t order[DT_CONF_MAX_SERVERS];
+  size_t norder;
+  size_t tryno, ntries;
+  bool no_edns[DT_CONF_MAX_SERVERS];
+  bool edns_sent;
+  bool tcp;
+  uint8_t query[DT_WIRE_QUERY_MAX];
+  size_t qlen;
+  uint16_t id;
+  dt_exchange_t ex;
+  bool active;
+  size_t server; /* index into r->servers of the current try */
+  dt_deadline_t try_deadline;
+  dt_deadline_t deadline;
+
+  bool done;
+  dt_status_t status;  /* when done: DT_OK with best set, or why not */
+  dt_answer_t *best;   /* owned until taken */
+  int best_rank;
+  dt_answer_t *cand_fail; /* SERVFAIL-like reply of this candidate */
+} dt_rquery_t;
+
+/* Starts a question. On DT_OK the machine runs (possibly already done) and
+ * must be finished with dt__rquery_cleanup. */
+dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r,
+                             const char *name, uint16_t qtype, unsigned flags,
+                             dt_deadline_t deadline);
+/* Fills pfd when the machine waits on a descriptor; false when done. */
+bool dt__rquery_pollfd(const dt_rquery_t *q, struct pollfd *pfd);
+dt_deadline_t dt__rquery_deadline(const dt_rquery_t *q);
+/* Advances with the revents of its descriptor (0 when only time passed). */
+void dt__rquery_process(dt_rquery_t *q, short revents);
+/* Takes the answer of a finished machine (DT_OK) or its status. */
+dt_status_t dt__rquery_take(dt_rquery_t *q, dt_answer_t **out);
+void dt__rquery_cleanup(dt_rquery_t *q);
+
+/* The candidate names of a question (see above); cand has room for
+ * DT_MAX_CANDIDATES. */
+size_t dt__candidates(const dt_resolver_t *r, const char *name,
+                      unsigned flags, int *cand);
+dt_status_t dt__candidate_name(const dt_resolver_t *r, const char *name,
+                               int cand, char *out, size_t outlen);
+
+/* An address lookup: AAAA (q[0]) and A (q[1]) for one candidate name at a
+ * time, both in flight together. The dialer watches q[] to start
+ * connecting on the first family's answer. */
+typedef struct {
+  dt_resolver_t *r;
+  int family;
+  unsigned flags;
+  char name[DT_NAME_BUFSIZE];
+  int cand[DT_MAX_CANDIDATES];
+  size_t ncand, icand;
+  dt_rquery_t q[2];
+  bool used[2];
+  dt_answer_t *answers[2]; /* positive answers of the settled candidate */
+  dt_deadline_t deadline;
+  bool nodata, nxdomain;
+  dt_status_t fail;
+  bool done;
+  dt_status_t status;
+} dt_lookup_t;
+
+dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r,
+                             const char *name, int family, unsigned flags,
+                             dt_deadline_t deadline);
+/* Fills up to 2 pollfds; returns how many. */
+size_t dt__lookup_pollfds(const dt_lookup_t *l, struct pollfd *pfd);
+dt_deadline_t dt__lookup_deadline(const dt_lookup_t *l);
+void dt__lookup_process(dt_lookup_t *l, const struct pollfd *pfd, size_t n);
+bool dt__lookup_done_questions(const dt_lookup_t *l);
+void dt__lookup_cleanup(dt_lookup_t *l);
+/* Writes the A/AAAA records of an answer as addresses; returns how many. */
+size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max);
+
+#endif

@@ -1,0 +1,309 @@
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "transport.h"
+
+#define COUNT(ex, field)                                                       \
+  do {                                                                         \
+    if ((ex)->counters != NULL) {                                              \
+      __atomic_add_fetch(&(ex)->counters->field, 1, __ATOMIC_RELAXED);         \
+    }                                                                          \
+  } while (0)
+
+bool dt__sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b) {
+  if (a->sa_family != b->sa_family) {
+    return false;
+  }
+  if (a->sa_family == AF_INET) {
+    const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+    const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+    return x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+  }
+  return false;
+}
+
+static void fail_close(dt_exchange_t *ex) {
+  int saved = errno;
+  dt__exchange_close(ex);
+  errno = saved;
+}
+
+dt_status_t dt__exchange_start(dt_exchange_t *ex, const struct sockaddr *server,
+                               socklen_t server_len, dt_transport_t transport,
+                               const uint8_t *query, size_t qlen,
+                               dt_ex_counters_t *counters) {
+  if (qlen < 12 || qlen > DT_WIRE_QUERY_MAX ||
+      server_len > sizeof(ex->server)) {
+    return DT_EINVAL;
+  }
+  ex->fd = -1;
+  ex->state = DT_EX_IDLE;
+  ex->transport = transport;
+  memcpy(&ex->server, server, server_len);
+  ex->server_len = server_len;
+  ex->counters = counters;
+  ex->out[0] = (uint8_t)(qlen >> 8);
+  ex->out[1] = (uint8_t)qlen;
+  memcpy(ex->out + 2, query, qlen);
+  ex->qlen = qlen;
+  ex->sent = 0;
+  ex->tcp_got = 0;
+  ex->tcp_buf = NULL;
+  ex->tcp_need = 0;
+  ex->reply = NULL;
+  ex->reply_len = 0;
+
+  int type = transport == DT_TRANSPORT_TCP ? SOCK_STREAM : SOCK_DGRAM;
+  ex->fd = socket(server->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (ex->fd < 0) {
+    return dt_status_from_errno(errno);
+  }
+  /* connect() on UDP makes the kernel pick a random source port and drop
+   * datagrams from other sources; we still check the source ourselves. */
+  if (connect(ex->fd, server, server_len) != 0 && errno != EINPROGRESS) {
+    dt_status_t st = dt_status_from_errno(errno);
+    fail_close(ex);
+    return st;
+  }
+  if (transport == DT_TRANSPORT_UDP) {
+    ssize_t n;
+    do {
+      n = send(ex->fd, ex->out + 2, qlen, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)qlen) {
+      dt_status_t st = n < 0 ? dt_status_from_errno(errno) : DT_ESYS;
+      fail_close(ex);
+      return st;
+    }
+    COUNT(ex, queries_udp);
+    ex->state = DT_EX_UDP_WAIT;
+  } else {
+    COUNT(ex, queries_tcp);
+    ex->state = DT_EX_TCP_CONNECT;
+  }
+  return DT_OK;
+}
+
+int dt__exchange_fd(const dt_exchange_t *ex) {
+  return ex->fd;
+}
+
+short dt__exchange_events(const dt_exchange_t *ex) {
+  switch (ex->state) {
+  case DT_EX_TCP_CONNECT:
+  case DT_EX_TCP_SEND:
+    return POLLOUT;
+  case DT_EX_UDP_WAIT:
+  case DT_EX_TCP_RECV:
+    return POLLIN;
+  default:
+    return 0;
+  }
+}
+
+/* Reads datagrams until one matches or the socket would block. */
+static dt_ex_result_t udp_recv(dt_exchange_t *ex, dt_status_t *err) {
+  for (;;) {
+    struct sockaddr_storage from;
+    socklen_t fromlen = sizeof(from);
+    ssize_t n = recvfrom(ex->fd, ex->udp, sizeof(ex->udp), MSG_TRUNC,
+                         (struct sockaddr *)&from, &fromlen);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return DT_EX_PENDING;
+      }
+      /* ICMP errors (port unreachable) surface here on a connected socket:
+       * the server is down, no use waiting for the deadline. */
+      *err = dt_status_from_errno(errno);
+      return DT_EX_ERROR;
+    }
+    if (!dt__sockaddr_equal((struct sockaddr *)&from,
+                            (struct sockaddr *)&ex->server)) {
+      COUNT(ex, dropped_source);
+      continue;
+    }
+    size_t len = (size_t)n;
+    if (len > sizeof(ex->udp)) {
+      /* Larger than anything we advertised: keep the header, which
+       * matches like any reply, and flag TC so the caller moves to TCP. */
+      len = sizeof(ex->udp);
+      ex->udp[2] |= 0x02;
+    }
+    switch (dt__wire_match(ex->udp, len, ex->out + 2, ex->qlen)) {
+    case DT_MATCH_OK:
+      COUNT(ex, replies_accepted);
+      ex->reply = ex->udp;
+      ex->reply_len = len;
+      ex->state = DT_EX_DONE;
+      return DT_EX_REPLY;
+    case DT_MATCH_ID:
+      COUNT(ex, dropped_id);
+      break;
+    case DT_MATCH_QUESTION:
+      COUNT(ex, dropped_question);
+      break;
+    default:
+      COUNT(ex, dropped_malformed);
+      break;
+    }
+  }
+}
+
+static dt_ex_result_t tcp_send(dt_exchange_t *ex, dt_status_t *err) {
+  size_t total = ex->qlen + 2;
+  while (ex->sent < total) {
+    ssize_t n = send(ex->fd, ex->out + ex->sent, total - ex->sent,
+                     MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return DT_EX_PENDING;
+      }
+      *err = dt_status_from_errno(errno);
+      return DT_EX_ERROR;
+    }
+    ex->sent += (size_t)n;
+  }
+  ex->state = DT_EX_TCP_RECV;
+  return DT_EX_PENDING;
+}
+
+/* Reads the 2-byte length, then the message; a message that does not
+ * match is skipped and the next one read (a server may answer late). */
+static dt_ex_result_t tcp_recv(dt_exchange_t *ex, dt_status_t *err) {
+  for (;;) {
+    uint8_t *dst;
+    size_t want;
+    if (ex->tcp_got < 2) {
+      dst = ex->tcp_len + ex->tcp_got;
+      want = 2 - ex->tcp_got;
+    } else {
+      dst = ex->tcp_buf + (ex->tcp_got - 2);
+      want = ex->tcp_need - (ex->tcp_got - 2);
+    }
+    ssize_t n = recv(ex->fd, dst, want, 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return DT_EX_PENDING;
+      }
+      *err = dt_status_from_errno(errno);
+      return DT_EX_ERROR;
+    }
+    if (n == 0) {
+      *err = DT_ECONNRESET;
+      return DT_EX_ERROR;
+    }
+    ex->tcp_got += (size_t)n;
+    if (ex->tcp_got == 2) {
+      ex->tcp_need = (size_t)ex->tcp_len[0] << 8 | ex->tcp_len[1];
+      if (ex->tcp_need < 12) {
+        COUNT(ex, dropped_malformed);
+        *err = DT_EBADREPLY;
+        return DT_EX_ERROR;
+      }
+      dt__free(ex->tcp_buf);
+      ex->tcp_buf = dt__malloc(ex->tcp_need);
+      if (ex->tcp_buf == NULL) {
+        *err = DT_ENOMEM;
+        return DT_EX_ERROR;
+      }
+    }
+    if (ex->tcp_got > 2 && ex->tcp_got - 2 == ex->tcp_need) {
+      dt_match_t m =
+          dt__wire_match(ex->tcp_buf, ex->tcp_need, ex->out + 2, ex->qlen);
+      if (m == DT_MATCH_OK) {
+        COUNT(ex, replies_accepted);
+        ex->reply = ex->tcp_buf;
+        ex->reply_len = ex->tcp_need;
+        ex->state = DT_EX_DONE;
+        return DT_EX_REPLY;
+      }
+      if (m == DT_MATCH_ID) {
+        COUNT(ex, dropped_id);
+      } else if (m == DT_MATCH_QUESTION) {
+        COUNT(ex, dropped_question);
+      } else {
+        COUNT(ex, dropped_malformed);
+      }
+      ex->tcp_got = 0;
+    }
+  }
+}
+
+dt_ex_result_t dt__exchange_process(dt_exchange_t *ex, short revents,
+                                    dt_status_t *err) {
+  *err = DT_OK;
+  switch (ex->state) {
+  case DT_EX_UDP_WAIT:
+    return udp_recv(ex, err);
+  case DT_EX_TCP_CONNECT: {
+    if (revents == 0) {
+      return DT_EX_PENDING;
+    }
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    if (getsockopt(ex->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) {
+      soerr = errno;
+    }
+    if (soerr != 0) {
+      errno = soerr;
+      *err = dt_status_from_errno(soerr);
+      return DT_EX_ERROR;
+    }
+    ex->state = DT_EX_TCP_SEND;
+  }
+    /* fall through */
+  case DT_EX_TCP_SEND: {
+    dt_ex_result_t r = tcp_send(ex, err);
+    if (r != DT_EX_PENDING || ex->state != DT_EX_TCP_RECV) {
+      return r;
+    }
+    return tcp_recv(ex, err);
+  }
+  case DT_EX_TCP_RECV:
+    return tcp_recv(ex, err);
+  case DT_EX_DONE:
+    return DT_EX_REPLY;
+  default:
+    *err = DT_EINVAL;
+    return DT_EX_ERROR;
+  }
+}
+
+const uint8_t *dt__exchange_reply(const dt_exchange_t *ex, size_t *len) {
+  *len = ex->reply_len;
+  return ex->reply;
+}
+
+void dt__exchange_close(dt_exchange_t *ex) {
+  if (ex->fd >= 0) {
+    close(ex->fd);
+    ex->fd = -1;
+  }
+  dt__free(ex->tcp_buf);
+  ex->tcp_buf = NULL;
+  ex->reply = NULL;
+  ex->state = DT_EX_IDLE;
+}

@@ -1,0 +1,42 @@
+#!/bin/sh
+# `make demo`: dialtone's main job on an embedded default, with no network.
+# Starts the project's fake DNS server on loopback with tools/demo.zone and
+# runs the tools against it.
+set -eu
+build=${1:-.}
+src=${2:-.}
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+"$build/tests/fake/dt-fakedns" -z "$src/tools/demo.zone" \
+  --port-file "$tmp/port" >"$tmp/server.log" 2>&1 &
+pid=$!
+i=0
+while [ ! -s "$tmp/port" ]; do
+  i=$((i + 1))
+  if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+    echo "demo: the fake DNS server did not start:" >&2
+    cat "$tmp/server.log" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
+port=$(cat "$tmp/port")
+dig="$build/tools/dtdig @127.0.0.1 -p $port"
+
+step() {
+  printf '\n\033[1m$ %s\033[0m\n' "$*" | sed "s#$build/tools/##"
+  "$@" || true
+}
+
+echo "dialtone demo: fake DNS server for demo.test on 127.0.0.1 and ::1, port $port"
+step $dig app.demo.test A
+step $dig www.demo.test AAAA +short
+step $dig nope.demo.test A
+step $dig demo.test MX +tcp +short
+step $dig -n 3 +interval=1000 +json www.demo.test A

@@ -1,0 +1,443 @@
+/* dtdig: a dig-like query tool over dialtone's resolver, showing where an
+ * answer came from (server or cache) and how long it took. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dialtone.h"
+
+enum {
+  EXIT_REPLY = 0,
+  EXIT_USAGE = 1,
+  EXIT_NOREPLY = 9,
+  EXIT_INTERNAL = 10,
+};
+
+#define MAX_SERVERS 8
+
+typedef struct {
+  const char *servers[MAX_SERVERS];
+  size_t nservers;
+  unsigned long port; /* 0: as written in each @SERVER, else 53 */
+  const char *name;
+  const char *type_str;
+  const char *reverse;
+  const char *resolv_conf;
+  unsigned long count;
+  long timeout_ms;
+  long tries;
+  long interval_ms;
+  bool tcp, short_out, json, nocache, search;
+} dtdig_args_t;
+
+static void usage(FILE *fp) {
+  fprintf(fp, "usage: dtdig [@SERVER]... [-p PORT] [-x ADDR] [-n COUNT] "
+              "[-r RESOLV_CONF]\n"
+              "             [+tcp] [+short] [+json] [+nocache] [+search] "
+              "[+timeout=MS]\n"
+              "             [+tries=N] [+interval=MS] NAME [TYPE]\n");
+}
+
+static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
+                        unsigned long *out) {
+  char *end;
+  if (s == NULL || *s == '\0' || *s == '-' || *s == '+') {
+    return false;
+  }
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (*end != '\0' || errno != 0 || v < min || v > max) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+/* Parses the command line; on error writes a message to err and returns
+ * false. Nothing is sent before the whole line has been accepted. */
+static bool parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
+                       size_t errlen) {
+  memset(a, 0, sizeof(*a));
+  a->count = 1;
+  a->timeout_ms = -1;
+  a->tries = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    unsigned long v;
+    if (s[0] == '@') {
+      if (s[1] == '\0') {
+        snprintf(err, errlen, "empty server after '@'");
+        return false;
+      }
+      if (a->nservers == MAX_SERVERS) {
+        snprintf(err, errlen, "at most %d servers", MAX_SERVERS);
+        return false;
+      }
+      a->servers[a->nservers++] = s + 1;
+    } else if (strcmp(s, "-p") == 0 || strcmp(s, "-n") == 0 ||
+               strcmp(s, "-x") == 0 || strcmp(s, "-r") == 0) {
+      if (i + 1 >= argc) {
+        snprintf(err, errlen, "option %s needs an argument", s);
+        return false;
+      }
+      const char *arg = argv[++i];
+      if (s[1] == 'p') {
+        if (!parse_ulong(arg, 1, 65535, &a->port)) {
+          snprintf(err, errlen, "bad port '%s' (1-65535)", arg);
+          return false;
+        }
+      } else if (s[1] == 'n') {
+        if (!parse_ulong(arg, 1, 1000000, &a->count)) {
+          snprintf(err, errlen, "bad count '%s' (1-1000000)", arg);
+          return false;
+        }
+      } else if (s[1] == 'x') {
+        a->reverse = arg;
+      } else {
+        a->resolv_conf = arg;
+      }
+    } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+      snprintf(err, errlen, "help");
+      return false;
+    } else if (s[0] == '+') {
+      const char *opt = s + 1;
+      if (strcmp(opt, "tcp") == 0) {
+        a->tcp = true;
+      } else if (strcmp(opt, "short") == 0) {
+        a->short_out = true;
+      } else if (strcmp(opt, "json") == 0) {
+        a->json = true;
+      } else if (strcmp(opt, "nocache") == 0) {
+        a->nocache = true;
+      } else if (strcmp(opt, "search") == 0) {
+        a->search = true;
+      } else if (strncmp(opt, "timeout=", 8) == 0) {
+        if (!parse_ulong(opt + 8, 1, 3600000, &v)) {
+          snprintf(err, errlen, "bad %s (1-3600000 ms)", s);
+          return false;
+        }
+        a->timeout_ms = (long)v;
+      } else if (strncmp(opt, "tries=", 6) == 0) {
+        if (!parse_ulong(opt + 6, 1, 100, &v)) {
+          snprintf(err, errlen, "bad %s (1-100)", s);
+          return false;
+        }
+        a->tries = (long)v;
+      } else if (strncmp(opt, "interval=", 9) == 0) {
+        if (!parse_ulong(opt + 9, 0, 3600000, &v)) {
+          snprintf(err, errlen, "bad %s (0-3600000 ms)", s);
+          return false;
+        }
+        a->interval_ms = (long)v;
+      } else {
+        snprintf(err, errlen, "unknown option '%s'", s);
+        return false;
+      }
+    } else if (s[0] == '-' && s[1] != '\0') {
+      snprintf(err, errlen, "unknown option '%s'", s);
+      return false;
+    } else if (a->name == NULL && a->reverse == NULL) {
+      a->name = s;
+    } else if (a->type_str == NULL) {
+      a->type_str = s;
+    } else {
+      snprintf(err, errlen, "unexpected argument '%s'", s);
+      return false;
+    }
+  }
+  if (a->reverse != NULL && a->name != NULL) {
+    snprintf(err, errlen, "-x takes the place of NAME");
+    return false;
+  }
+  if (a->name == NULL && a->reverse == NULL) {
+    snprintf(err, errlen, "missing NAME");
+    return false;
+  }
+  return true;
+}
+
+/* "ADDR" with -p PORT becomes "ADDR:PORT" or "[V6]:PORT". */
+static bool server_with_port(const char *s, unsigned long port, char *out,
+                             size_t len) {
+  if (port == 0) {
+    return snprintf(out, len, "%s", s) < (int)len;
+  }
+  struct in6_addr a6;
+  if (strchr(s, ':') != NULL && inet_pton(AF_INET6, s, &a6) == 1) {
+    return snprintf(out, len, "[%s]:%lu", s, port) < (int)len;
+  }
+  if (strchr(s, '%') != NULL && strchr(s, ':') != NULL) {
+    return snprintf(out, len, "[%s]:%lu", s, port) < (int)len;
+  }
+  return snprintf(out, len, "%s:%lu", s, port) < (int)len;
+}
+
+static void json_string(const char *s) {
+  putchar('"');
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      printf("\\%c", *p);
+    } else if (*p < 0x20 || *p >= 0x7f) {
+      printf("\\u%04x", *p);
+    } else {
+      putchar(*p);
+    }
+  }
+  putchar('"');
+}
+
+static void format_server(const dt_answer_t *a, char *buf, size_t len) {
+  char host[INET6_ADDRSTRLEN] = "-";
+  unsigned port = 0;
+  if (a->server.ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->server;
+    inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+    port = ntohs(v4->sin_port);
+  } else if (a->server.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a->server;
+    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+    port = ntohs(v6->sin6_port);
+  }
+  if (port == 0) {
+    snprintf(buf, len, "%s", a->from_cache ? "cache" : "-");
+  } else {
+    snprintf(buf, len, "%s#%u", host, port);
+  }
+}
+
+static const char *status_word(const dt_answer_t *a, char *buf, size_t len) {
+  return dt_rcode_tostr(a->rcode, buf, len);
+}
+
+static void print_flags(const dt_answer_t *a) {
+  printf(";; flags: qr");
+  if (a->flags & DT_FLAG_AA) {
+    printf(" aa");
+  }
+  if (a->flags & DT_FLAG_TC) {
+    printf(" tc");
+  }
+  if (a->flags & DT_FLAG_RD) {
+    printf(" rd");
+  }
+  if (a->flags & DT_FLAG_RA) {
+    printf(" ra");
+  }
+  if (a->flags & DT_FLAG_AD) {
+    printf(" ad");
+  }
+  if (a->flags & DT_FLAG_CD) {
+    printf(" cd");
+  }
+  printf("; QUERY: 1, ANSWER: %zu, AUTHORITY: %zu\n", a->nanswer,
+         a->nauthority);
+}
+
+static void print_section(const char *title, const dt_rr_t *rrs, size_t n) {
+  if (n == 0) {
+    return;
+  }
+  printf("\n;; %s SECTION:\n", title);
+  for (size_t i = 0; i < n; i++) {
+    char line[8192];
+    dt_rr_tostr(&rrs[i], line, sizeof(line));
+    printf("%s\n", line);
+  }
+}
+
+static void print_answer(const dtdig_args_t *args, const char *qname,
+                         uint16_t qtype, const dt_answer_t *a, uint64_t us) {
+  char tbuf[32], rbuf[32], server[INET6_ADDRSTRLEN + 16];
+  const char *tname = dt_type_tostr(qtype, tbuf, sizeof(tbuf));
+  format_server(a, server, sizeof(server));
+  if (args->json) {
+    printf("{\"name\":");
+    json_string(qname);
+    printf(",\"type\":");
+    json_string(tname);
+    printf(",\"status\":");
+    json_string(status_word(a, rbuf, sizeof(rbuf)));
+    printf(",\"answers\":[");
+    for (size_t i = 0; i < a->nanswer; i++) {
+      const dt_rr_t *rr = &a->answer[i];
+      char b[32];
+      printf("%s{\"name\":", i ? "," : "");
+      json_string(rr->owner);
+      printf(",\"type\":");
+      json_string(dt_type_tostr(rr->type, b, sizeof(b)));
+      printf(",\"ttl\":%u,\"data\":", (unsigned)rr->ttl);
+      json_string(rr->data);
+      printf("}");
+    }
+    printf("],\"cache\":\"%s\",\"time_us\":%llu,\"server\":",
+           a->from_cache ? "hit" : "miss", (unsigned long long)us);
+    json_string(server);
+    printf("}\n");
+    return;
+  }
+  if (args->short_out) {
+    for (size_t i = 0; i < a->nanswer; i++) {
+      printf("%s\n", a->answer[i].data);
+    }
+    return;
+  }
+  printf("; <<>> dtdig %s <<>> %s %s\n", dt_version(), qname, tname);
+  printf(";; ->>HEADER<<- opcode: QUERY, status: %s\n",
+         status_word(a, rbuf, sizeof(rbuf)));
+  print_flags(a);
+  printf("\n;; QUESTION SECTION:\n;%s\t\t\tIN\t%s\n", a->qname, tname);
+  print_section("ANSWER", a->answer, a->nanswer);
+  print_section("AUTHORITY", a->authority, a->nauthority);
+  printf("\n;; Query time: %llu.%03llu ms\n", (unsigned long long)(us / 1000),
+         (unsigned long long)(us % 1000));
+  if (a->from_cache) {
+    printf(";; SERVER: cache\n");
+  } else {
+    printf(";; SERVER: %s(%s)\n", server,
+           a->transport == DT_TRANSPORT_TCP ? "tcp" : "udp");
+  }
+  printf(";; CACHE: %s, ttl %u s%s\n\n", a->from_cache ? "hit" : "miss",
+         (unsigned)a->ttl, a->stale ? " (stale)" : "");
+}
+
+static void print_noreply(const dtdig_args_t *args, const char *qname,
+                          uint16_t qtype, dt_status_t st, uint64_t us) {
+  char tbuf[32];
+  const char *tname = dt_type_tostr(qtype, tbuf, sizeof(tbuf));
+  if (args->json) {
+    printf("{\"name\":");
+    json_string(qname);
+    printf(",\"type\":");
+    json_string(tname);
+    printf(",\"status\":\"NOREPLY\",\"answers\":[],\"cache\":\"miss\","
+           "\"time_us\":%llu,\"server\":null,\"error\":",
+           (unsigned long long)us);
+    json_string(dt_strerror(st));
+    printf("}\n");
+    return;
+  }
+  printf(";; no reply for %s %s: %s\n", qname, tname, dt_strerror(st));
+}
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+int main(int argc, char **argv) {
+  dtdig_args_t args;
+  char err[256];
+  if (!parse_args(argc, argv, &args, err, sizeof(err))) {
+    if (strcmp(err, "help") == 0) {
+      usage(stdout);
+      return EXIT_REPLY;
+    }
+    fprintf(stderr, "dtdig: %s\n", err);
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+
+  char rev[128];
+  const char *qname = args.name;
+  uint16_t qtype = DT_TYPE_A;
+  if (args.reverse != NULL) {
+    dt_status_t st = dt_name_reverse(args.reverse, rev, sizeof(rev));
+    if (st != DT_OK) {
+      fprintf(stderr, "dtdig: -x %s: not an IPv4 or IPv6 address\n",
+              args.reverse);
+      return EXIT_USAGE;
+    }
+    qname = rev;
+    qtype = DT_TYPE_PTR;
+  }
+  if (args.type_str != NULL &&
+      dt_type_fromstr(args.type_str, &qtype) != DT_OK) {
+    fprintf(stderr, "dtdig: unknown record type '%s'\n", args.type_str);
+    return EXIT_USAGE;
+  }
+  char norm[DT_NAME_BUFSIZE];
+  if (dt_name_normalize(qname, norm, sizeof(norm)) != DT_OK) {
+    fprintf(stderr, "dtdig: invalid name '%s'\n", qname);
+    return EXIT_USAGE;
+  }
+
+  char server_buf[MAX_SERVERS][128];
+  const char *servers[MAX_SERVERS];
+  for (size_t i = 0; i < args.nservers; i++) {
+    if (!server_with_port(args.servers[i], args.port, server_buf[i],
+                          sizeof(server_buf[i]))) {
+      fprintf(stderr, "dtdig: server '%s' too long\n", args.servers[i]);
+      return EXIT_USAGE;
+    }
+    servers[i] = server_buf[i];
+  }
+  dt_resolver_opts_t o;
+  dt_resolver_opts_init(&o);
+  o.servers = servers;
+  o.nservers = args.nservers;
+  if (args.resolv_conf != NULL) {
+    o.resolv_conf = args.resolv_conf;
+  }
+  o.hosts = "";
+  if (args.timeout_ms > 0) {
+    o.timeout_ms = (int)args.timeout_ms;
+  }
+  if (args.tries > 0) {
+    o.attempts = (int)args.tries;
+  }
+  dt_resolver_t *r = NULL;
+  dt_status_t st = dt_resolver_new(&o, &r);
+  if (st == DT_EINVAL) {
+    fprintf(stderr, "dtdig: bad server address or option\n");
+    return EXIT_USAGE;
+  }
+  if (st != DT_OK) {
+    fprintf(stderr, "dtdig: cannot set up the resolver: %s\n", dt_strerror(st));
+    return EXIT_INTERNAL;
+  }
+
+  unsigned flags = (args.tcp ? DT_QUERY_TCP : 0) |
+                   (args.nocache ? DT_QUERY_NOCACHE : 0) |
+                   (args.search ? 0 : DT_QUERY_NOSEARCH);
+  int rc = EXIT_REPLY;
+  for (unsigned long i = 0; i < args.count; i++) {
+    if (i > 0 && args.interval_ms > 0) {
+      sleep_ms(args.interval_ms);
+    }
+    dt_answer_t *a = NULL;
+    uint64_t t0 = now_us();
+    st = dt_resolver_query(r, qname, qtype, flags, -1, &a);
+    uint64_t us = now_us() - t0;
+    if (st == DT_OK) {
+      print_answer(&args, qname, qtype, a, us);
+      dt_answer_free(a);
+    } else if (st == DT_ETIMEDOUT || st == DT_ECONNREFUSED ||
+               st == DT_ENETUNREACH || st == DT_EHOSTUNREACH ||
+               st == DT_ECONNRESET || st == DT_EBADREPLY) {
+      print_noreply(&args, qname, qtype, st, us);
+      rc = EXIT_NOREPLY;
+    } else {
+      fprintf(stderr, "dtdig: %s %s: %s\n", qname,
+              args.type_str ? args.type_str : "A", dt_strerror(st));
+      rc = EXIT_INTERNAL;
+    }
+    fflush(stdout);
+  }
+  dt_resolver_free(r);
+  return rc;
+}
