@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "conf.h"
+#include "dt_uthash.h"
 #include "name.h"
 
 #define NDOTS_MAX 15
@@ -444,4 +445,242 @@ dt_status_t dt__resolv_conf_load(const char *path, dt_resolv_conf_t *out) {
     add_fallback_servers(out);
   }
   return DT_OK;
+}
+
+/* ---- hosts ------------------------------------------------------------ */
+
+typedef struct host_entry {
+  UT_hash_handle hh;
+  const char *canon;      /* the first name of the line that brought this one */
+  dt_hosts_addr_t *addrs; /* &one until a second address arrives */
+  size_t naddrs;
+  size_t cap;
+  dt_hosts_addr_t one;
+  char name[]; /* normalised; the key */
+} host_entry_t;
+
+struct dt_hosts {
+  host_entry_t *table;
+  size_t lines_ignored;
+};
+
+void dt__hosts_free(dt_hosts_t *h) {
+  if (h == NULL) {
+    return;
+  }
+  host_entry_t *e, *tmp;
+  HASH_ITER(hh, h->table, e, tmp) {
+    HASH_DEL(h->table, e);
+    if (e->addrs != &e->one) {
+      dt__free(e->addrs);
+    }
+    dt__free(e);
+  }
+  dt__free(h);
+}
+
+size_t dt__hosts_lines_ignored(const dt_hosts_t *h) {
+  return h != NULL ? h->lines_ignored : 0;
+}
+
+static bool same_addr(const dt_hosts_addr_t *a, const dt_hosts_addr_t *b) {
+  size_t n = a->family == AF_INET ? 4 : 16;
+  return a->family == b->family && memcmp(&a->addr, &b->addr, n) == 0;
+}
+
+static dt_status_t add_addr(host_entry_t *e, const dt_hosts_addr_t *a) {
+  /* "127.0.0.1 foo foo" or the same line twice would list an address
+   * twice in a row; a connect attempt per copy helps nobody. */
+  if (e->naddrs > 0 && same_addr(&e->addrs[e->naddrs - 1], a)) {
+    return DT_OK;
+  }
+  if (e->naddrs == e->cap) {
+    if (e->cap > SIZE_MAX / 2 / sizeof(*a)) {
+      return DT_ENOMEM;
+    }
+    size_t ncap = e->cap * 2;
+    dt_hosts_addr_t *n;
+    if (e->addrs == &e->one) {
+      n = dt__malloc(ncap * sizeof(*n));
+      if (n != NULL) {
+        n[0] = e->one;
+      }
+    } else {
+      n = dt__realloc(e->addrs, ncap * sizeof(*n));
+    }
+    if (n == NULL) {
+      return DT_ENOMEM;
+    }
+    e->addrs = n;
+    e->cap = ncap;
+  }
+  e->addrs[e->naddrs++] = *a;
+  return DT_OK;
+}
+
+/* The entry for a normalised name, made when new with canon as its
+ * canonical name (NULL: the name is its own). */
+static dt_status_t get_entry(dt_hosts_t *h, const char *key, const char *canon,
+                             host_entry_t **out) {
+  size_t klen = strlen(key);
+  host_entry_t *e;
+
+  HASH_FIND(hh, h->table, key, klen, e);
+  if (e == NULL) {
+    e = dt__malloc(sizeof(*e) + klen + 1);
+    if (e == NULL) {
+      return DT_ENOMEM;
+    }
+    memcpy(e->name, key, klen + 1);
+    e->canon = canon != NULL ? canon : e->name;
+    e->addrs = &e->one;
+    e->naddrs = 0;
+    e->cap = 1;
+    HASH_ADD_KEYPTR(hh, h->table, e->name, klen, e);
+    if (!DT_HASH_ADDED(e)) {
+      dt__free(e);
+      return DT_ENOMEM;
+    }
+  }
+  *out = e;
+  return DT_OK;
+}
+
+static bool parse_host_addr(span_t f, dt_hosts_addr_t *a) {
+  char text[INET6_ADDRSTRLEN + 1];
+
+  memset(a, 0, sizeof(*a));
+  if (!field_str(f, text, sizeof(text))) {
+    return false;
+  }
+  if (inet_pton(AF_INET, text, a->addr.v4) == 1) {
+    a->family = AF_INET;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text, a->addr.v6) == 1) {
+    a->family = AF_INET6;
+    return true;
+  }
+  return false;
+}
+
+/* One line: an address, then its canonical name, then aliases. A bad
+ * address drops the line; a bad name drops only that name, and the first
+ * good one is the canonical name. *clean is false when anything was
+ * dropped. Fails only for lack of memory. */
+static dt_status_t hosts_line(dt_hosts_t *h, span_t line, bool *clean) {
+  char key[DT_NAME_BUFSIZE];
+  span_t rest = cut_comment(line, "#");
+  span_t f;
+  dt_hosts_addr_t addr;
+  const char *canon = NULL;
+
+  *clean = true;
+  if (!next_field(&rest, &f)) {
+    return DT_OK;
+  }
+  if (!parse_host_addr(f, &addr)) {
+    *clean = false;
+    return DT_OK;
+  }
+  while (next_field(&rest, &f)) {
+    host_entry_t *e;
+    if (!field_name(f, key)) {
+      *clean = false;
+      continue;
+    }
+    dt_status_t st = get_entry(h, key, canon, &e);
+    if (st == DT_OK) {
+      st = add_addr(e, &addr);
+    }
+    if (st != DT_OK) {
+      return st;
+    }
+    if (canon == NULL) {
+      canon = e->name;
+    }
+  }
+  if (canon == NULL) {
+    *clean = false;
+  }
+  return DT_OK;
+}
+
+dt_status_t dt__hosts_parse(const char *text, size_t len, dt_hosts_t **out) {
+  if (text == NULL || out == NULL) {
+    return DT_EINVAL;
+  }
+  dt_hosts_t *h = dt__calloc(1, sizeof(*h));
+  if (h == NULL) {
+    return DT_ENOMEM;
+  }
+  lines_t it = {text, len, 0};
+  span_t line;
+  while (next_line(&it, &line)) {
+    bool clean = false;
+    if (line_usable(line)) {
+      dt_status_t st = hosts_line(h, line, &clean);
+      if (st != DT_OK) {
+        dt__hosts_free(h);
+        return st;
+      }
+    }
+    if (!clean) {
+      h->lines_ignored++;
+    }
+  }
+  *out = h;
+  return DT_OK;
+}
+
+dt_status_t dt__hosts_load(const char *path, dt_hosts_t **out) {
+  char *buf = NULL;
+  size_t len = 0;
+
+  if (path == NULL || out == NULL) {
+    return DT_EINVAL;
+  }
+  dt_status_t st = read_file(path, DT_CONF_HOSTS_MAX_BYTES, &buf, &len);
+  if (st == DT_ENOENT) {
+    return dt__hosts_parse("", 0, out);
+  }
+  if (st != DT_OK) {
+    return st;
+  }
+  st = dt__hosts_parse(buf, len, out);
+  dt__free(buf);
+  return st;
+}
+
+size_t dt__hosts_lookup(const dt_hosts_t *h, const char *name, int family,
+                        dt_hosts_addr_t *addrs, size_t max,
+                        const char **canon) {
+  char key[DT_NAME_BUFSIZE];
+  host_entry_t *e = NULL;
+  size_t found = 0;
+
+  if (canon != NULL) {
+    *canon = NULL;
+  }
+  if (h == NULL || name == NULL ||
+      dt_name_normalize(name, key, sizeof(key)) != DT_OK) {
+    return 0;
+  }
+  HASH_FIND(hh, h->table, key, strlen(key), e);
+  if (e == NULL) {
+    return 0;
+  }
+  for (size_t i = 0; i < e->naddrs; i++) {
+    if (family != AF_UNSPEC && e->addrs[i].family != family) {
+      continue;
+    }
+    if (addrs != NULL && found < max) {
+      addrs[found] = e->addrs[i];
+    }
+    found++;
+  }
+  if (canon != NULL) {
+    *canon = e->canon;
+  }
+  return found;
 }

@@ -453,6 +453,348 @@ static void test_resolv_load_oom(void **state) {
   dt__alloc_reset_counts();
 }
 
+/* ---- hosts -------------------------------------------------------------- */
+
+/* Addresses found for a name, then "=canon", or "-" when nothing. */
+static void describe_lookup(const dt_hosts_t *h, const char *name, int family,
+                            char *buf, size_t size) {
+  dt_hosts_addr_t addrs[8];
+  const char *canon = "unset";
+  size_t n = dt__hosts_lookup(h, name, family, addrs, 8, &canon);
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && i < 8; i++) {
+    char a[INET6_ADDRSTRLEN];
+    inet_ntop(addrs[i].family, &addrs[i].addr, a, sizeof(a));
+    put(buf, size, "%s ", a);
+  }
+  if (canon == NULL) {
+    put(buf, size, "-");
+  } else {
+    put(buf, size, "=%s", canon);
+  }
+}
+
+struct lookup {
+  const char *name;
+  int family;
+  const char *want;
+};
+
+struct hosts_case {
+  const char *what;
+  const char *text;
+  size_t len; /* 0: strlen(text) */
+  size_t ignored;
+  struct lookup lookups[8];
+};
+
+static const struct hosts_case hosts_cases[] = {
+    {"empty", "", 0, 0, {{"localhost", AF_UNSPEC, "-"}}},
+    {"aliases and both families",
+     "192.0.2.1 Host.Example host alias\n"
+     "2001:db8::1\thost.example\n",
+     0,
+     0,
+     {{"host.example", AF_UNSPEC, "192.0.2.1 2001:db8::1 =host.example"},
+      {"host.example", AF_INET, "192.0.2.1 =host.example"},
+      {"host.example", AF_INET6, "2001:db8::1 =host.example"},
+      {"ALIAS.", AF_UNSPEC, "192.0.2.1 =host.example"},
+      {"Host", AF_UNSPEC, "192.0.2.1 =host.example"},
+      {"host", AF_INET6, "=host.example"},
+      {"other", AF_UNSPEC, "-"}}},
+    {"case and trailing dots",
+     "192.0.2.1 MiXeD.Example.\n",
+     0,
+     0,
+     {{"mixed.example", AF_UNSPEC, "192.0.2.1 =mixed.example"},
+      {"MIXED.EXAMPLE.", AF_INET, "192.0.2.1 =mixed.example"},
+      {"Mixed.Example", AF_UNSPEC, "192.0.2.1 =mixed.example"},
+      {"mixed.example..", AF_UNSPEC, "-"},
+      {"mixed", AF_UNSPEC, "-"},
+      {"", AF_UNSPEC, "-"}}},
+    {"comments",
+     "# 192.0.2.9 commented\n"
+     "192.0.2.1 a # b c\n"
+     "   # indented comment\n"
+     "192.0.2.2 c#d\n"
+     "#192.0.2.3 e\n",
+     0,
+     0,
+     {{"a", AF_UNSPEC, "192.0.2.1 =a"},
+      {"b", AF_UNSPEC, "-"},
+      {"c", AF_UNSPEC, "192.0.2.2 =c"},
+      {"d", AF_UNSPEC, "-"},
+      {"e", AF_UNSPEC, "-"},
+      {"commented", AF_UNSPEC, "-"}}},
+    {"bad addresses",
+     "192.0.2.300 bad\nnot-an-ip x\n192.0.2 y\nfe80::1%lo z\n"
+     "2001:db8::1::2 w\n192.0.2.1\n192.0.2.5 good\n",
+     0,
+     6,
+     {{"good", AF_UNSPEC, "192.0.2.5 =good"},
+      {"bad", AF_UNSPEC, "-"},
+      {"x", AF_UNSPEC, "-"},
+      {"y", AF_UNSPEC, "-"},
+      {"z", AF_UNSPEC, "-"},
+      {"w", AF_UNSPEC, "-"}}},
+    {"bad names",
+     "192.0.2.1 a..b first also\n"
+     "192.0.2.2 .bad a\\\n",
+     0,
+     2,
+     {{"first", AF_UNSPEC, "192.0.2.1 =first"},
+      {"also", AF_UNSPEC, "192.0.2.1 =first"},
+      {"a..b", AF_UNSPEC, "-"}}},
+    {"nul bytes",
+     "192.0.2.1 a\0b\n192.0.2.2 c\n\0\n192.0.2.3 d",
+     sizeof("192.0.2.1 a\0b\n192.0.2.2 c\n\0\n192.0.2.3 d") - 1,
+     2,
+     {{"a", AF_UNSPEC, "-"},
+      {"b", AF_UNSPEC, "-"},
+      {"c", AF_UNSPEC, "192.0.2.2 =c"},
+      {"d", AF_UNSPEC, "192.0.2.3 =d"}}},
+    {"one name on several lines",
+     "192.0.2.1 multi\n"
+     "192.0.2.2 other multi\n"
+     "::1 multi multi\n"
+     "::1 multi\n"
+     "192.0.2.3 multi\n",
+     0,
+     0,
+     {{"multi", AF_UNSPEC, "192.0.2.1 192.0.2.2 ::1 192.0.2.3 =multi"},
+      {"multi", AF_INET, "192.0.2.1 192.0.2.2 192.0.2.3 =multi"},
+      {"multi", AF_INET6, "::1 =multi"},
+      {"other", AF_UNSPEC, "192.0.2.2 =other"}}},
+    {"canonical name of the first line",
+     "192.0.2.1 a b\n192.0.2.2 b c\n",
+     0,
+     0,
+     {{"b", AF_UNSPEC, "192.0.2.1 192.0.2.2 =a"},
+      {"c", AF_UNSPEC, "192.0.2.2 =b"}}},
+    {"crlf, tabs, mapped addresses",
+     "192.0.2.1\t\tcrlf\r\n::ffff:192.0.2.7 mapped\r\n",
+     0,
+     0,
+     {{"crlf", AF_UNSPEC, "192.0.2.1 =crlf"},
+      {"mapped", AF_INET, "=mapped"},
+      {"mapped", AF_INET6, "::ffff:192.0.2.7 =mapped"}}},
+    {"escapes in names",
+     "192.0.2.1 a\\046b\n",
+     0,
+     0,
+     {{"a\\.b", AF_UNSPEC, "192.0.2.1 =a\\.b"},
+      {"A\\046B.", AF_UNSPEC, "192.0.2.1 =a\\.b"},
+      {"a.b", AF_UNSPEC, "-"}}},
+};
+
+static void check_hosts(const dt_hosts_t *h, const struct hosts_case *c) {
+  if (dt__hosts_lines_ignored(h) != c->ignored) {
+    fail_msg("%s: ignored %zu, want %zu", c->what, dt__hosts_lines_ignored(h),
+             c->ignored);
+  }
+  for (size_t j = 0; j < 8 && c->lookups[j].name != NULL; j++) {
+    const struct lookup *l = &c->lookups[j];
+    char got[512];
+    describe_lookup(h, l->name, l->family, got, sizeof(got));
+    if (strcmp(got, l->want) != 0) {
+      fail_msg("%s: lookup \"%s\" family %d:\n got  %s\n want %s", c->what,
+               l->name, l->family, got, l->want);
+    }
+  }
+}
+
+static void test_hosts_parse_table(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof(hosts_cases) / sizeof(hosts_cases[0]); i++) {
+    const struct hosts_case *c = &hosts_cases[i];
+    dt_hosts_t *h = NULL;
+    size_t len = c->len != 0 ? c->len : strlen(c->text);
+    assert_int_equal(dt__hosts_parse(c->text, len, &h), DT_OK);
+    assert_non_null(h);
+    check_hosts(h, c);
+    dt__hosts_free(h);
+  }
+}
+
+static void test_hosts_long_lines(void **state) {
+  (void)state;
+  dt_hosts_t *h = NULL;
+  make_long_lines("192.0.2.1 long");
+  assert_int_equal(dt__hosts_parse(long_ok, strlen(long_ok), &h), DT_OK);
+  assert_int_equal(dt__hosts_lookup(h, "long", AF_UNSPEC, NULL, 0, NULL), 1);
+  assert_int_equal(dt__hosts_lines_ignored(h), 0);
+  dt__hosts_free(h);
+  assert_int_equal(dt__hosts_parse(long_bad, strlen(long_bad), &h), DT_OK);
+  assert_int_equal(dt__hosts_lookup(h, "long", AF_UNSPEC, NULL, 0, NULL), 0);
+  assert_int_equal(dt__hosts_lines_ignored(h), 1);
+  dt__hosts_free(h);
+
+  /* A name longer than any valid name, on a line of legal length. */
+  char line[2100];
+  strcpy(line, "192.0.2.1 ");
+  memset(line + 10, 'a', 2000);
+  strcpy(line + 2010, " short\n");
+  assert_int_equal(dt__hosts_parse(line, strlen(line), &h), DT_OK);
+  assert_int_equal(dt__hosts_lines_ignored(h), 1);
+  assert_int_equal(dt__hosts_lookup(h, "short", AF_UNSPEC, NULL, 0, NULL), 1);
+  dt__hosts_free(h);
+}
+
+static void test_hosts_lookup_limits(void **state) {
+  (void)state;
+  const char *text = "192.0.2.1 n\n192.0.2.2 n\n2001:db8::3 n\n";
+  dt_hosts_t *h = NULL;
+  assert_int_equal(dt__hosts_parse(text, strlen(text), &h), DT_OK);
+
+  /* More found than room: the count says so, only max are written. */
+  dt_hosts_addr_t addrs[2];
+  memset(addrs, 0, sizeof(addrs));
+  const char *canon = NULL;
+  assert_int_equal(dt__hosts_lookup(h, "n", AF_UNSPEC, addrs, 1, &canon), 3);
+  assert_int_equal(addrs[0].family, AF_INET);
+  assert_memory_equal(addrs[0].addr.v4, "\xc0\x00\x02\x01", 4);
+  assert_int_equal(addrs[1].family, 0);
+  assert_string_equal(canon, "n");
+  assert_int_equal(dt__hosts_lookup(h, "n", AF_INET6, NULL, 0, NULL), 1);
+  assert_int_equal(dt__hosts_lookup(h, "n", AF_INET, addrs, 2, NULL), 2);
+  assert_memory_equal(addrs[1].addr.v4, "\xc0\x00\x02\x02", 4);
+
+  /* Lookups allocate nothing. */
+  dt__alloc_reset_counts();
+  assert_int_equal(dt__hosts_lookup(h, "N.", AF_UNSPEC, addrs, 2, &canon), 3);
+  assert_int_equal(dt__hosts_lookup(h, "none", AF_UNSPEC, addrs, 2, &canon), 0);
+  assert_int_equal(dt__alloc_count(), 0);
+
+  assert_int_equal(dt__hosts_lookup(NULL, "n", AF_UNSPEC, addrs, 2, NULL), 0);
+  assert_int_equal(dt__hosts_lookup(h, NULL, AF_UNSPEC, addrs, 2, NULL), 0);
+  dt__hosts_free(h);
+  dt__hosts_free(NULL);
+  assert_int_equal(dt__hosts_lines_ignored(NULL), 0);
+  assert_int_equal(dt__hosts_parse(NULL, 0, &h), DT_EINVAL);
+  assert_int_equal(dt__hosts_parse("", 0, NULL), DT_EINVAL);
+}
+
+static void test_hosts_load(void **state) {
+  (void)state;
+  const char *text = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n";
+  dt_hosts_t *h = NULL;
+
+  assert_int_equal(dt__hosts_load(write_file("hosts", text, strlen(text)), &h),
+                   DT_OK);
+  assert_int_equal(dt__hosts_lookup(h, "LocalHost", AF_UNSPEC, NULL, 0, NULL),
+                   2);
+  dt__hosts_free(h);
+
+  /* A missing file is an empty table. */
+  h = NULL;
+  assert_int_equal(dt__hosts_load(tmp_path("no-such-hosts"), &h), DT_OK);
+  assert_non_null(h);
+  assert_int_equal(dt__hosts_lookup(h, "localhost", AF_UNSPEC, NULL, 0, NULL),
+                   0);
+  assert_int_equal(dt__hosts_lines_ignored(h), 0);
+  dt__hosts_free(h);
+
+  h = NULL;
+  assert_int_equal(
+      dt__hosts_load(sized_file("big-hosts", DT_CONF_HOSTS_MAX_BYTES + 1), &h),
+      DT_ETOOBIG);
+  assert_null(h);
+  if (access("/dev/zero", R_OK) == 0) {
+    assert_int_equal(dt__hosts_load("/dev/zero", &h), DT_ETOOBIG);
+    assert_null(h);
+  }
+  assert_int_equal(dt__hosts_load(tmpdir, &h), DT_ESYS);
+  assert_null(h);
+  assert_int_equal(dt__hosts_load(NULL, &h), DT_EINVAL);
+  assert_int_equal(dt__hosts_load("x", NULL), DT_EINVAL);
+}
+
+/* Enough names that the hash table grows its buckets (uthash expands at
+ * ten entries per bucket), and names with several addresses so the
+ * address arrays grow too: every allocation the parser makes is failed in
+ * turn. */
+static char *oom_text(size_t *len) {
+  size_t cap = 64 * 1024;
+  char *text = malloc(cap);
+  assert_non_null(text);
+  text[0] = '\0';
+  for (int i = 0; i < 600; i++) {
+    put(text, cap, "192.0.%d.%d host%d alias%d shared\n", i / 250, i % 250, i,
+        i);
+    if (i % 7 == 0) {
+      put(text, cap, "2001:db8::%x host%d\n", i, i);
+    }
+  }
+  put(text, cap, "bogus line\n");
+  *len = strlen(text);
+  return text;
+}
+
+static void test_hosts_parse_oom(void **state) {
+  (void)state;
+  size_t len;
+  char *text = oom_text(&len);
+  uint64_t failures = 0;
+
+  assert_int_equal(dt_set_allocator(&counting), DT_OK);
+  for (uint64_t n = 1;; n++) {
+    dt_hosts_t *h = (dt_hosts_t *)&failures; /* must stay untouched */
+    dt__alloc_fail_at(n);
+    dt_status_t st = dt__hosts_parse(text, len, &h);
+    dt__alloc_fail_at(0);
+    if (st == DT_OK) {
+      assert_int_equal(dt__hosts_lookup(h, "shared", AF_UNSPEC, NULL, 0, NULL),
+                       600);
+      assert_int_equal(dt__hosts_lookup(h, "host7", AF_UNSPEC, NULL, 0, NULL),
+                       2);
+      assert_int_equal(dt__hosts_lines_ignored(h), 1);
+      dt__hosts_free(h);
+      assert_int_equal(live_blocks, 0);
+      break;
+    }
+    assert_int_equal(st, DT_ENOMEM);
+    assert_ptr_equal(h, (dt_hosts_t *)&failures);
+    assert_int_equal(live_blocks, 0);
+    failures++;
+  }
+  /* One entry and a few arrays per name, and a few table growths. */
+  assert_true(failures > 1200);
+  assert_int_equal(dt_set_allocator(NULL), DT_OK);
+  dt__alloc_reset_counts();
+  free(text);
+}
+
+static void test_hosts_load_oom(void **state) {
+  (void)state;
+  const char *text = "192.0.2.1 a b\n192.0.2.2 a\n";
+  const char *path = write_file("hosts-oom", text, strlen(text));
+  assert_int_equal(dt_set_allocator(&counting), DT_OK);
+  for (uint64_t n = 1;; n++) {
+    dt_hosts_t *h = NULL;
+    dt__alloc_fail_at(n);
+    dt_status_t st = dt__hosts_load(path, &h);
+    dt__alloc_fail_at(0);
+    if (st == DT_OK) {
+      assert_int_equal(dt__hosts_lookup(h, "a", AF_UNSPEC, NULL, 0, NULL), 2);
+      dt__hosts_free(h);
+      assert_int_equal(live_blocks, 0);
+      break;
+    }
+    assert_int_equal(st, DT_ENOMEM);
+    assert_null(h);
+    assert_int_equal(live_blocks, 0);
+  }
+  /* The empty table of a missing file is an allocation too. */
+  dt_hosts_t *h = NULL;
+  dt__alloc_fail_at(1);
+  assert_int_equal(dt__hosts_load(tmp_path("missing-oom"), &h), DT_ENOMEM);
+  dt__alloc_fail_at(0);
+  assert_null(h);
+  assert_int_equal(live_blocks, 0);
+  assert_int_equal(dt_set_allocator(NULL), DT_OK);
+  dt__alloc_reset_counts();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resolv_defaults),
@@ -462,6 +804,12 @@ int main(void) {
       cmocka_unit_test(test_resolv_parse_args),
       cmocka_unit_test(test_resolv_load),
       cmocka_unit_test(test_resolv_load_oom),
+      cmocka_unit_test(test_hosts_parse_table),
+      cmocka_unit_test(test_hosts_long_lines),
+      cmocka_unit_test(test_hosts_lookup_limits),
+      cmocka_unit_test(test_hosts_load),
+      cmocka_unit_test(test_hosts_parse_oom),
+      cmocka_unit_test(test_hosts_load_oom),
   };
   return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }
