@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -115,8 +116,8 @@ static bool field_name(span_t f, char *out) {
          dt_name_normalize(text, out, DT_NAME_BUFSIZE) == DT_OK;
 }
 
-/* Decimal digits only, saturating instead of overflowing: the callers cap
- * the value anyway, and "ndots:99999999999" should mean the cap. */
+/* Decimal digits only, saturating at UINT_MAX instead of overflowing:
+ * "ndots:99999999999" means the cap, not whatever it wraps to. */
 static bool parse_uint(const char *p, size_t len, unsigned *out) {
   unsigned v = 0;
   if (len == 0) {
@@ -126,9 +127,8 @@ static bool parse_uint(const char *p, size_t len, unsigned *out) {
     if (p[i] < '0' || p[i] > '9') {
       return false;
     }
-    if (v < 1000000) {
-      v = v * 10 + (unsigned)(p[i] - '0');
-    }
+    unsigned d = (unsigned)(p[i] - '0');
+    v = v > (UINT_MAX - d) / 10 ? UINT_MAX : v * 10 + d;
   }
   *out = v;
   return true;
