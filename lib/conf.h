@@ -43,7 +43,7 @@ typedef struct {
   int attempts;   /* glibc: 2, capped at 5 */
   bool rotate;
   bool edns0;
-  unsigned set;          /* DT_CONF_SET_* */
+  unsigned set;         /* DT_CONF_SET_* */
   size_t lines_ignored; /* malformed, unknown or overlong lines */
 } dt_resolv_conf_t;
 
@@ -88,9 +88,11 @@ size_t dt__hosts_lines_ignored(const dt_hosts_t *h);
 /* Looks up a name (any case, trailing dot allowed). family is AF_INET,
  * AF_INET6 or AF_UNSPEC. Returns the number of addresses found (possibly
  * more than max; only max are written) and a borrowed pointer to the
- * canonical name in *canon when non-NULL; no allocation. */
+ * canonical name in *canon when non-NULL; no allocation. *canon is NULL
+ * when the name is not in the table, and set when it is even if none of its
+ * addresses is of the family asked (the caller can tell "no such host" from
+ * "no address of that family"). The canonical name lives as long as h. */
 size_t dt__hosts_lookup(const dt_hosts_t *h, const char *name, int family,
-                        dt_hosts_addr_t *addrs, size_t max,
-                        const char **canon);
+                        dt_hosts_addr_t *addrs, size_t max, const char **canon);
 
 #endif
