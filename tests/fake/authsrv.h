@@ -83,9 +83,10 @@ bool authsrv_addr(const authsrv_t *srv, int family,
  * srv; gone after authsrv_stop_free(). */
 const char *authsrv_dir(const authsrv_t *srv);
 
-/* Stops NSD (SIGTERM, then SIGKILL to its process group if it has not
- * exited within 5 s), reaps it and removes the private directory.
- * NULL does nothing. */
+/* Stops NSD: SIGTERM to its main process, up to 5 s for it to exit, then
+ * SIGKILL to whatever is left of its process group (all of it, if it did
+ * not exit). Reaps it and removes the private directory. NULL does
+ * nothing. */
 void authsrv_stop_free(authsrv_t *srv);
 
 #endif
