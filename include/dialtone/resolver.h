@@ -1,0 +1,269 @@
+/**
+ * @file dialtone/resolver.h
+ * @brief The stub resolver: queries of any type, address lookups with A and
+ * AAAA in parallel, hosts file, search list, failover between servers.
+ *
+ * One resolver is meant to be shared by every thread of a program: all
+ * calls on it are thread-safe. The calls block the calling thread up to
+ * their timeout; inside, every lookup is a non-blocking state machine
+ * driven by poll().
+ */
+#ifndef DIALTONE_RESOLVER_H
+#define DIALTONE_RESOLVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dialtone/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An opaque resolver; see dt_resolver_new(). */
+typedef struct dt_resolver dt_resolver_t;
+
+/** Record types dialtone names; any other 16-bit type works by number. */
+enum {
+  DT_TYPE_A = 1,
+  DT_TYPE_NS = 2,
+  DT_TYPE_CNAME = 5,
+  DT_TYPE_SOA = 6,
+  DT_TYPE_PTR = 12,
+  DT_TYPE_MX = 15,
+  DT_TYPE_TXT = 16,
+  DT_TYPE_AAAA = 28,
+  DT_TYPE_SRV = 33,
+  DT_TYPE_OPT = 41,
+  DT_TYPE_SVCB = 64,
+  DT_TYPE_HTTPS = 65,
+  DT_TYPE_ANY = 255,
+  DT_TYPE_CAA = 257,
+};
+
+/** DNS response codes (RFC 1035, RFC 6895). */
+enum {
+  DT_RCODE_NOERROR = 0,
+  DT_RCODE_FORMERR = 1,
+  DT_RCODE_SERVFAIL = 2,
+  DT_RCODE_NXDOMAIN = 3,
+  DT_RCODE_NOTIMP = 4,
+  DT_RCODE_REFUSED = 5,
+};
+
+/** Header flags of a reply, as bits of dt_answer_t.flags. */
+enum {
+  DT_FLAG_AA = 1u << 0, /**< authoritative answer */
+  DT_FLAG_TC = 1u << 1, /**< truncated */
+  DT_FLAG_RD = 1u << 2, /**< recursion desired */
+  DT_FLAG_RA = 1u << 3, /**< recursion available */
+  DT_FLAG_AD = 1u << 4, /**< authentic data */
+  DT_FLAG_CD = 1u << 5, /**< checking disabled */
+};
+
+/** Flags of dt_resolver_query(). */
+enum {
+  DT_QUERY_TCP = 1u << 0,      /**< use TCP from the first try */
+  DT_QUERY_NOCACHE = 1u << 1,  /**< neither read nor fill the cache */
+  DT_QUERY_NOSEARCH = 1u << 2, /**< ignore the search list and ndots */
+  DT_QUERY_NOEDNS = 1u << 3,   /**< send no EDNS0 OPT record */
+};
+
+/** How a reply travelled. */
+typedef enum { DT_TRANSPORT_UDP = 0, DT_TRANSPORT_TCP = 1 } dt_transport_t;
+
+/** Marks an integer option as "resolv.conf's value, else the default". */
+#define DT_RESOLVER_DEFAULT (-1)
+
+/**
+ * Resolver options. Fill with dt_resolver_opts_init(), then change fields;
+ * the resolver copies what it keeps. New fields are only appended.
+ */
+typedef struct {
+  /** Name servers as "ADDR", "ADDR:PORT", "[V6ADDR]:PORT" or "V6ADDR";
+   * borrowed. When nservers is 0 they come from resolv_conf. */
+  const char *const *servers;
+  size_t nservers;
+  /** resolv.conf to read when no servers are given (default
+   * "/etc/resolv.conf"). Its options override the integer options left at
+   * DT_RESOLVER_DEFAULT and can turn rotate and edns on. */
+  const char *resolv_conf;
+  /** hosts file (default "/etc/hosts"); "" disables it. */
+  const char *hosts;
+  /** Search list, borrowed; NULL keeps resolv.conf's (when read). */
+  const char *const *search;
+  size_t nsearch;
+  /** Time to wait for one server's reply, ms (default 2000). */
+  int timeout_ms;
+  /** Rounds over the server list (default 3). */
+  int attempts;
+  /** Names with at least ndots dots are tried as-is first (default 1). */
+  int ndots;
+  /** Start each query at the next server in turn (default false). */
+  bool rotate;
+  /** Send an EDNS0 OPT record advertising 1232 bytes (default true). */
+  bool edns;
+  /** How long a server that failed is moved behind the others before it
+   * gets a fresh chance, ms (default 30000). */
+  int server_penalty_ms;
+  /** Test seam: a monotonic clock in microseconds (NULL: the system's). */
+  uint64_t (*clock_us)(void *ctx);
+  void *clock_ctx;
+} dt_resolver_opts_t;
+
+/** Sets every option to its default. */
+DT_EXTERN void dt_resolver_opts_init(dt_resolver_opts_t *opts);
+
+/**
+ * Creates a resolver. opts may be NULL for the defaults.
+ * @param out  set to the new resolver on DT_OK only; free with
+ *             dt_resolver_free().
+ * @return DT_OK; DT_EINVAL for a malformed server address or option;
+ *         DT_ENOSERVER when no server is usable; DT_ETOOBIG, DT_EACCES or
+ *         DT_ESYS when a configuration file cannot be read; DT_ENOMEM.
+ *         A missing resolv.conf means servers 127.0.0.1 and ::1 (glibc);
+ *         a missing hosts file means none.
+ */
+DT_EXTERN dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
+                                      dt_resolver_t **out);
+
+/** Frees a resolver; NULL does nothing. No call may be running on it. */
+DT_EXTERN void dt_resolver_free(dt_resolver_t *r);
+
+/** One resource record of an answer. Borrowed from its dt_answer_t. */
+typedef struct {
+  const char *owner; /**< owner name, presentation form with trailing dot */
+  uint16_t type;
+  uint16_t rclass;
+  uint32_t ttl;         /**< remaining TTL in seconds */
+  const uint8_t *rdata; /**< uncompressed wire-form RDATA */
+  uint16_t rdlength;
+  const char *data; /**< RDATA in presentation form ("192.0.2.1") */
+} dt_rr_t;
+
+/**
+ * A reply to one question. Allocated by the library as one block; release
+ * it with dt_answer_free(). Every pointer inside lives as long as it.
+ */
+typedef struct {
+  const char *qname; /**< the name asked, after search-list expansion */
+  uint16_t qtype;
+  uint16_t qclass;
+  int rcode;      /**< DT_RCODE_* */
+  unsigned flags; /**< DT_FLAG_* */
+  /** The end of the CNAME chain (qname when there is no CNAME). */
+  const char *canonical;
+  /** The answer chain: the CNAMEs from qname, then the records of qtype at
+   * the canonical name. Records outside this chain are never included. */
+  const dt_rr_t *answer;
+  size_t nanswer;
+  /** For negative answers, the zone's SOA from the authority section. */
+  const dt_rr_t *authority;
+  size_t nauthority;
+  /** Remaining lifetime in seconds: the smallest TTL of the answer chain,
+   * or for negative answers min(SOA TTL, SOA MINIMUM) (RFC 2308). */
+  uint32_t ttl;
+  struct sockaddr_storage server; /**< who answered (unset on a hit) */
+  socklen_t server_len;
+  dt_transport_t transport;
+  bool from_cache; /**< served from the cache, no query sent */
+  bool stale;      /**< expired entry served because servers failed */
+} dt_answer_t;
+
+/** Frees an answer; NULL does nothing. */
+DT_EXTERN void dt_answer_free(dt_answer_t *answer);
+
+/**
+ * The status an answer stands for: DT_OK when it has records of the type
+ * asked, DT_ENXDOMAIN, DT_ENODATA (NOERROR without them), DT_ESERVFAIL,
+ * DT_EREFUSED, DT_EFORMERR, DT_ENOTIMP, or DT_EBADREPLY for other rcodes.
+ */
+DT_EXTERN dt_status_t dt_answer_status(const dt_answer_t *answer);
+
+/**
+ * Asks one question and waits for the reply (search list and ndots apply
+ * unless DT_QUERY_NOSEARCH; an absolute name "x.example." is asked as-is).
+ *
+ * @param name        the name, borrowed.
+ * @param type        record type (DT_TYPE_* or any number).
+ * @param flags       DT_QUERY_* bits.
+ * @param timeout_ms  overall limit, ms; negative for the resolver's own
+ *                    (timeout × attempts × servers).
+ * @param out         set on DT_OK to the reply, which may still be negative
+ *                    or an error rcode (see dt_answer_status()); the caller
+ *                    frees it with dt_answer_free().
+ * @return DT_OK when a server replied; DT_ETIMEDOUT when none did;
+ *         DT_EBADNAME; DT_EINVAL; DT_ENOMEM; DT_ESYS (errno set).
+ */
+DT_EXTERN dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name,
+                                        uint16_t type, unsigned flags,
+                                        int timeout_ms, dt_answer_t **out);
+
+/** One address of a lookup, with its remaining TTL (0 for literals and
+ * the hosts file). The port is 0. */
+typedef struct {
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  uint32_t ttl;
+} dt_addr_t;
+
+/**
+ * Looks up the addresses of a host: an IP literal at once, else the hosts
+ * file, else A and AAAA queries sent together.
+ *
+ * @param family      AF_INET, AF_INET6 or AF_UNSPEC (both).
+ * @param addrs       caller storage for up to max addresses (IPv6 first
+ *                    when both families answer: ordering for connecting is
+ *                    the dialer's job).
+ * @param count       set on DT_OK to the number written (at least 1).
+ * @return DT_OK; DT_ENXDOMAIN; DT_ENODATA (the name has no address of the
+ *         family); DT_ETIMEDOUT; DT_ESERVFAIL or DT_EREFUSED when every
+ *         server failed that way; DT_EBADNAME; DT_EINVAL; DT_ENOMEM.
+ */
+DT_EXTERN dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r,
+                                               const char *host, int family,
+                                               int timeout_ms, dt_addr_t *addrs,
+                                               size_t max, size_t *count);
+
+/** Counters of a resolver since it was created. */
+typedef struct {
+  uint64_t queries_udp;        /**< queries sent over UDP */
+  uint64_t queries_tcp;        /**< queries sent over TCP */
+  uint64_t replies_accepted;   /**< replies that matched their query */
+  uint64_t dropped_source;     /**< from an address other than the server */
+  uint64_t dropped_id;         /**< wrong ID */
+  uint64_t dropped_question;   /**< wrong question or not a reply */
+  uint64_t dropped_malformed;  /**< could not be parsed */
+  uint64_t timeouts;           /**< tries that got no reply in time */
+  uint64_t failovers;          /**< moves to another server */
+  uint64_t truncated;          /**< UDP replies with TC, retried over TCP */
+  uint64_t edns_fallbacks;     /**< retries without EDNS */
+  uint64_t hosts_hits;         /**< lookups answered by the hosts file */
+} dt_resolver_stats_t;
+
+/** Copies the counters; consistent per field, not across fields. */
+DT_EXTERN void dt_resolver_get_stats(dt_resolver_t *r,
+                                     dt_resolver_stats_t *out);
+
+/** "A", "AAAA", "TYPE65534"...: the type's mnemonic, into buf. */
+DT_EXTERN const char *dt_type_tostr(uint16_t type, char *buf, size_t len);
+/** Parses "AAAA", "aaaa" or "TYPE28". @return DT_OK or DT_EINVAL. */
+DT_EXTERN dt_status_t dt_type_fromstr(const char *s, uint16_t *type);
+/** "NOERROR", "NXDOMAIN", ... or "RCODE23". Static string for known
+ * codes, else written to buf. */
+DT_EXTERN const char *dt_rcode_tostr(int rcode, char *buf, size_t len);
+
+/**
+ * Formats a record as a dig-style line "owner TTL CLASS TYPE data" with its
+ * remaining TTL. @return DT_OK, or DT_ENAMETOOLONG when buf is too small
+ * (buf then holds a truncated, NUL-terminated line).
+ */
+DT_EXTERN dt_status_t dt_rr_tostr(const dt_rr_t *rr, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
