@@ -349,3 +349,221 @@ dt_status_t dt__wire_head(const uint8_t *pkt, size_t len,
   out->has_opt = has_opt;
   return DT_OK;
 }
+
+/* ---- answers: one block -----------------------------------------------------
+ * Layout: the dt_answer_t, the dt_rr_t array (answer then authority), then
+ * qname, canonical, and for each record its RDATA, owner and data. Size,
+ * clone and parse all follow this order. */
+
+struct rr_align {
+  char c;
+  dt_rr_t rr;
+};
+
+static size_t rrs_offset(void) {
+  size_t a = offsetof(struct rr_align, rr);
+  return (sizeof(dt_answer_t) + a - 1) / a * a;
+}
+
+static size_t str_size(const char *s) {
+  return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static const char *put_str(uint8_t **cur, const char *s) {
+  if (s == NULL) {
+    return NULL;
+  }
+  size_t n = strlen(s) + 1;
+  memcpy(*cur, s, n);
+  const char *at = (const char *)*cur;
+  *cur += n;
+  return at;
+}
+
+static const uint8_t *put_bytes(uint8_t **cur, const uint8_t *b, size_t n) {
+  const uint8_t *at = *cur;
+  if (n > 0) {
+    memcpy(*cur, b, n);
+    *cur += n;
+  }
+  return at;
+}
+
+size_t dt__answer_size(const dt_answer_t *a) {
+  if (a == NULL) {
+    return 0;
+  }
+  size_t n = rrs_offset() + (a->nanswer + a->nauthority) * sizeof(dt_rr_t) +
+             str_size(a->qname) + str_size(a->canonical);
+  for (size_t i = 0; i < a->nanswer + a->nauthority; i++) {
+    const dt_rr_t *rr =
+        i < a->nanswer ? &a->answer[i] : &a->authority[i - a->nanswer];
+    n += rr->rdlength + str_size(rr->owner) + str_size(rr->data);
+  }
+  return n;
+}
+
+dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out) {
+  if (a == NULL || out == NULL) {
+    return DT_EINVAL;
+  }
+  size_t size = dt__answer_size(a);
+  uint8_t *block = dt__malloc(size);
+  if (block == NULL) {
+    return DT_ENOMEM;
+  }
+  dt_answer_t *c = (dt_answer_t *)block;
+  *c = *a;
+  dt_rr_t *rrs = (dt_rr_t *)(block + rrs_offset());
+  size_t n = a->nanswer + a->nauthority;
+  uint8_t *cur = (uint8_t *)(rrs + n);
+  c->qname = put_str(&cur, a->qname);
+  c->canonical = put_str(&cur, a->canonical);
+  for (size_t i = 0; i < n; i++) {
+    rrs[i] = i < a->nanswer ? a->answer[i] : a->authority[i - a->nanswer];
+    rrs[i].rdata = put_bytes(&cur, rrs[i].rdata, rrs[i].rdlength);
+    rrs[i].owner = put_str(&cur, rrs[i].owner);
+    rrs[i].data = put_str(&cur, rrs[i].data);
+  }
+  c->answer = a->nanswer > 0 ? rrs : NULL;
+  c->authority = a->nauthority > 0 ? rrs + a->nanswer : NULL;
+  *out = c;
+  return DT_OK;
+}
+
+void dt__answer_age(dt_answer_t *a, uint32_t elapsed_s) {
+  if (a == NULL) {
+    return;
+  }
+  /* The records live in the answer's own block, which is writable: the
+   * const in dt_answer_t only keeps users from editing it. */
+  dt_rr_t *an = (dt_rr_t *)(uintptr_t)a->answer;
+  dt_rr_t *au = (dt_rr_t *)(uintptr_t)a->authority;
+  for (size_t i = 0; i < a->nanswer; i++) {
+    an[i].ttl = an[i].ttl > elapsed_s ? an[i].ttl - elapsed_s : 0;
+  }
+  for (size_t i = 0; i < a->nauthority; i++) {
+    au[i].ttl = au[i].ttl > elapsed_s ? au[i].ttl - elapsed_s : 0;
+  }
+  a->ttl = a->ttl > elapsed_s ? a->ttl - elapsed_s : 0;
+}
+
+void dt_answer_free(dt_answer_t *answer) {
+  dt__free(answer);
+}
+
+dt_status_t dt_answer_status(const dt_answer_t *a) {
+  if (a == NULL) {
+    return DT_EINVAL;
+  }
+  switch (a->rcode) {
+  case DT_RCODE_NOERROR:
+    for (size_t i = 0; i < a->nanswer; i++) {
+      if (a->answer[i].type == a->qtype || a->qtype == DT_TYPE_ANY ||
+          a->qtype == DT_TYPE_CNAME) {
+        return DT_OK;
+      }
+    }
+    return DT_ENODATA;
+  case DT_RCODE_NXDOMAIN:
+    return DT_ENXDOMAIN;
+  case DT_RCODE_SERVFAIL:
+    return DT_ESERVFAIL;
+  case DT_RCODE_REFUSED:
+    return DT_EREFUSED;
+  case DT_RCODE_FORMERR:
+    return DT_EFORMERR;
+  case DT_RCODE_NOTIMP:
+    return DT_ENOTIMP;
+  default:
+    return DT_EBADREPLY;
+  }
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+const char *dt_type_tostr(uint16_t type, char *buf, size_t len) {
+  if (buf == NULL || len == 0) {
+    return "";
+  }
+  char *s = ldns_rr_type2str((ldns_rr_type)type);
+  if (s != NULL) {
+    snprintf(buf, len, "%s", s);
+    free(s); /* ldns allocates with the C library */
+  } else {
+    snprintf(buf, len, "TYPE%u", (unsigned)type);
+  }
+  return buf;
+}
+
+dt_status_t dt_type_fromstr(const char *s, uint16_t *type) {
+  if (s == NULL || type == NULL) {
+    return DT_EINVAL;
+  }
+  /* RFC 3597 §5 names any type TYPEnnn; ldns would read the number with
+   * atoi and wrap it, so these are parsed here. */
+  if (strncasecmp(s, "TYPE", 4) == 0) {
+    unsigned long v = 0;
+    const char *p = s + 4;
+    if (*p == '\0') {
+      return DT_EINVAL;
+    }
+    for (; *p != '\0'; p++) {
+      if (*p < '0' || *p > '9') {
+        return DT_EINVAL;
+      }
+      v = v * 10 + (unsigned long)(*p - '0');
+      if (v > UINT16_MAX) {
+        return DT_EINVAL;
+      }
+    }
+    *type = (uint16_t)v;
+    return DT_OK;
+  }
+  ldns_rr_type t = ldns_get_rr_type_by_name(s);
+  if (t == 0 || (unsigned)t > UINT16_MAX) {
+    return DT_EINVAL;
+  }
+  *type = (uint16_t)t;
+  return DT_OK;
+}
+
+const char *dt_rcode_tostr(int rcode, char *buf, size_t len) {
+  /* RFC 6895 §2.3, as dig names them. */
+  static const char *const names[] = {
+      "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
+      "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE", "DSOTYPENI",
+  };
+  if (rcode >= 0 && (size_t)rcode < sizeof(names) / sizeof(names[0])) {
+    return names[rcode];
+  }
+  if (rcode == 16) {
+    return "BADVERS";
+  }
+  if (buf == NULL || len == 0) {
+    return "";
+  }
+  snprintf(buf, len, "RCODE%d", rcode);
+  return buf;
+}
+
+dt_status_t dt_rr_tostr(const dt_rr_t *rr, char *buf, size_t len) {
+  if (rr == NULL || buf == NULL || len == 0) {
+    return DT_EINVAL;
+  }
+  char tbuf[16], cbuf[16];
+  const char *cls = "IN";
+  if (rr->rclass != LDNS_RR_CLASS_IN) {
+    snprintf(cbuf, sizeof(cbuf), "CLASS%u", (unsigned)rr->rclass);
+    cls = cbuf;
+  }
+  int n = snprintf(buf, len, "%s\t%lu\t%s\t%s\t%s",
+                   rr->owner != NULL ? rr->owner : "", (unsigned long)rr->ttl,
+                   cls, dt_type_tostr(rr->type, tbuf, sizeof(tbuf)),
+                   rr->data != NULL ? rr->data : "");
+  if (n < 0) {
+    buf[0] = '\0';
+    return DT_EINVAL;
+  }
+  return (size_t)n < len ? DT_OK : DT_ENAMETOOLONG;
+}

@@ -416,6 +416,158 @@ static void test_head(void **state) {
                    DT_EBADREPLY);
 }
 
+/* ---- answers built by hand ---------------------------------------------- */
+
+/* Clone works on any answer, not only parsed ones: the cache may build
+ * them from its own storage. */
+static void test_answer_by_hand(void **state) {
+  (void)state;
+  static const uint8_t rd1[] = {192, 0, 2, 1};
+  const dt_rr_t an[] = {
+      {"www.test.", DT_TYPE_CNAME, 1, 30, (const uint8_t *)"\1a\4test", 8,
+       "a.test."},
+      {"a.test.", DT_TYPE_A, 1, 60, rd1, 4, "192.0.2.1"},
+  };
+  const dt_rr_t au[] = {{"test.", DT_TYPE_SOA, 1, 90, NULL, 0, NULL}};
+  dt_answer_t a;
+  memset(&a, 0, sizeof(a));
+  a.qname = "www.test.";
+  a.qtype = DT_TYPE_A;
+  a.qclass = 1;
+  a.canonical = NULL;
+  a.answer = an;
+  a.nanswer = 2;
+  a.authority = au;
+  a.nauthority = 1;
+  a.ttl = 30;
+  a.from_cache = true;
+  assert_int_equal(dt_answer_status(&a), DT_OK);
+  a.qtype = DT_TYPE_AAAA;
+  assert_int_equal(dt_answer_status(&a), DT_ENODATA);
+  a.qtype = DT_TYPE_CNAME;
+  assert_int_equal(dt_answer_status(&a), DT_OK);
+  a.qtype = DT_TYPE_ANY;
+  assert_int_equal(dt_answer_status(&a), DT_OK);
+  a.qtype = DT_TYPE_A;
+
+  dt_answer_t *c = NULL;
+  assert_int_equal(dt__answer_clone(&a, &c), DT_OK);
+  size_t size = dt__answer_size(c);
+  assert_int_equal(size, dt__answer_size(&a));
+  const uint8_t *lo = (const uint8_t *)c, *hi = lo + size;
+  assert_true((const uint8_t *)c->qname > lo && (const uint8_t *)c->qname < hi);
+  assert_string_equal(c->qname, "www.test.");
+  assert_null(c->canonical); /* absent strings stay absent */
+  assert_true(c->from_cache);
+  assert_int_equal(c->nanswer, 2);
+  assert_int_equal(c->nauthority, 1);
+  assert_true((const uint8_t *)c->answer[1].rdata > lo &&
+              (const uint8_t *)c->answer[1].rdata + 4 <= hi);
+  assert_memory_equal(c->answer[1].rdata, rd1, 4);
+  assert_string_equal(c->answer[1].data, "192.0.2.1");
+  assert_null(c->authority[0].data);
+  assert_string_equal(c->authority[0].owner, "test.");
+  dt__answer_age(c, 45);
+  assert_int_equal(c->ttl, 0);
+  assert_int_equal(c->answer[0].ttl, 0);
+  assert_int_equal(c->answer[1].ttl, 15);
+  assert_int_equal(c->authority[0].ttl, 45);
+  assert_int_equal(a.answer[1].ttl, 60); /* the original is untouched */
+
+  static const struct {
+    int rcode;
+    dt_status_t want;
+  } rcodes[] = {{1, DT_EFORMERR},  {2, DT_ESERVFAIL}, {3, DT_ENXDOMAIN},
+                {4, DT_ENOTIMP},   {5, DT_EREFUSED},  {9, DT_EBADREPLY},
+                {16, DT_EBADREPLY}};
+  for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++) {
+    c->rcode = rcodes[i].rcode;
+    assert_int_equal(dt_answer_status(c), rcodes[i].want);
+  }
+  dt_answer_free(c);
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+static void test_type_str(void **state) {
+  (void)state;
+  static const struct {
+    uint16_t type;
+    const char *name;
+  } names[] = {{1, "A"},
+               {28, "AAAA"},
+               {5, "CNAME"},
+               {65, "HTTPS"},
+               {64, "SVCB"},
+               {257, "CAA"},
+               {255, "ANY"},
+               {0, "TYPE0"},
+               {65280, "TYPE65280"},
+               {65535, "TYPE65535"}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    char buf[32];
+    assert_string_equal(dt_type_tostr(names[i].type, buf, sizeof(buf)),
+                        names[i].name);
+    uint16_t t = 1;
+    assert_int_equal(dt_type_fromstr(names[i].name, &t), DT_OK);
+    assert_int_equal(t, names[i].type);
+  }
+  char small[3];
+  assert_string_equal(dt_type_tostr(28, small, sizeof(small)), "AA");
+  assert_string_equal(dt_type_tostr(28, NULL, 0), "");
+
+  static const struct {
+    const char *s;
+    dt_status_t st;
+    uint16_t type;
+  } parse[] = {{"aaaa", DT_OK, 28},         {"Https", DT_OK, 65},
+               {"type28", DT_OK, 28},       {"TyPe00065", DT_OK, 65},
+               {"TYPE65536", DT_EINVAL, 0}, {"TYPE99999", DT_EINVAL, 0},
+               {"TYPE", DT_EINVAL, 0},      {"TYPE1x", DT_EINVAL, 0},
+               {"TYPE-1", DT_EINVAL, 0},    {"nonsense", DT_EINVAL, 0},
+               {"", DT_EINVAL, 0},          {"A ", DT_EINVAL, 0}};
+  for (size_t i = 0; i < sizeof(parse) / sizeof(parse[0]); i++) {
+    uint16_t t = 0;
+    dt_status_t st = dt_type_fromstr(parse[i].s, &t);
+    if (st != parse[i].st || (st == DT_OK && t != parse[i].type)) {
+      fail_msg("\"%s\": %s %u", parse[i].s, dt_status_name(st), t);
+    }
+  }
+  uint16_t t;
+  assert_int_equal(dt_type_fromstr(NULL, &t), DT_EINVAL);
+  assert_int_equal(dt_type_fromstr("A", NULL), DT_EINVAL);
+}
+
+static void test_rcode_str(void **state) {
+  (void)state;
+  char buf[16];
+  assert_string_equal(dt_rcode_tostr(0, buf, sizeof(buf)), "NOERROR");
+  assert_string_equal(dt_rcode_tostr(3, buf, sizeof(buf)), "NXDOMAIN");
+  assert_string_equal(dt_rcode_tostr(5, NULL, 0), "REFUSED");
+  assert_string_equal(dt_rcode_tostr(16, buf, sizeof(buf)), "BADVERS");
+  assert_string_equal(dt_rcode_tostr(23, buf, sizeof(buf)), "RCODE23");
+  assert_string_equal(dt_rcode_tostr(-1, buf, sizeof(buf)), "RCODE-1");
+}
+
+static void test_rr_str(void **state) {
+  (void)state;
+  static const uint8_t rd[] = {192, 0, 2, 1};
+  dt_rr_t rr = {"a.test.", 1, 1, 42, rd, 4, "192.0.2.1"};
+  char buf[64];
+  assert_int_equal(dt_rr_tostr(&rr, buf, sizeof(buf)), DT_OK);
+  assert_string_equal(buf, "a.test.\t42\tIN\tA\t192.0.2.1");
+  rr.rclass = 3;
+  rr.type = 65280;
+  rr.data = "\\# 0";
+  assert_int_equal(dt_rr_tostr(&rr, buf, sizeof(buf)), DT_OK);
+  assert_string_equal(buf, "a.test.\t42\tCLASS3\tTYPE65280\t\\# 0");
+  char small[10];
+  assert_int_equal(dt_rr_tostr(&rr, small, sizeof(small)), DT_ENAMETOOLONG);
+  assert_string_equal(small, "a.test.\t4");
+  assert_int_equal(dt_rr_tostr(NULL, buf, sizeof(buf)), DT_EINVAL);
+  assert_int_equal(dt_rr_tostr(&rr, buf, 0), DT_EINVAL);
+}
+
 int main(void) {
   static const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_random),
@@ -426,6 +578,10 @@ int main(void) {
       cmocka_unit_test(test_match),
       cmocka_unit_test(test_match_compressed),
       cmocka_unit_test(test_head),
+      cmocka_unit_test(test_answer_by_hand),
+      cmocka_unit_test(test_type_str),
+      cmocka_unit_test(test_rcode_str),
+      cmocka_unit_test(test_rr_str),
   };
   return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
