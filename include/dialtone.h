@@ -12,5 +12,6 @@
 
 #include "dialtone/common.h"
 #include "dialtone/name.h"
+#include "dialtone/resolver.h"
 
 #endif

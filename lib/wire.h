@@ -64,8 +64,9 @@ dt_status_t dt__wire_head(const uint8_t *pkt, size_t len,
  * the records at qname), and for negative replies (NXDOMAIN, or NOERROR
  * without the final RRset) the SOA of the authority section. TTLs with the
  * top bit set count as 0 (RFC 2181 §8). answer->ttl is the chain's
- * smallest TTL, or min(SOA TTL, SOA MINIMUM) for negatives (0 without an
- * SOA). qname in the answer is the question as asked. Server, transport
+ * smallest TTL, or min(SOA TTL, SOA MINIMUM) for negatives, and no more
+ * than the TTL of any CNAME that led there (0 without an SOA). qname in
+ * the answer is the question as asked. Server, transport
  * and cache fields are left zero for the caller to fill.
  * DT_EBADREPLY for malformed packets, DT_ELOOP, DT_ENOMEM. */
 dt_status_t dt__wire_parse(const uint8_t *pkt, size_t len,
