@@ -127,9 +127,8 @@ static bool identity_changed(const dt_resolver_t *r, const struct stat *st) {
     return r->hosts_id.exists;
   }
   return !r->hosts_id.exists ||
-         r->hosts_id.mtime_ns !=
-             (long long)st->st_mtim.tv_sec * 1000000000LL +
-                 st->st_mtim.tv_nsec ||
+         r->hosts_id.mtime_ns != (long long)st->st_mtim.tv_sec * 1000000000LL +
+                                     st->st_mtim.tv_nsec ||
          r->hosts_id.ino != (unsigned long long)st->st_ino ||
          r->hosts_id.dev != (unsigned long long)st->st_dev ||
          r->hosts_id.size != (long long)st->st_size;
@@ -206,8 +205,8 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
   }
   dt__resolv_conf_defaults(conf);
   if (opts->nservers == 0) {
-    const char *path = opts->resolv_conf ? opts->resolv_conf
-                                         : "/etc/resolv.conf";
+    const char *path =
+        opts->resolv_conf ? opts->resolv_conf : "/etc/resolv.conf";
     st = dt__resolv_conf_load(path, conf);
     if (st != DT_OK) {
       goto done;
@@ -261,8 +260,8 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     goto done;
   }
 
-  size_t nsearch = opts->search ? opts->nsearch
-                                : (opts->nservers == 0 ? conf->nsearch : 0);
+  size_t nsearch =
+      opts->search ? opts->nsearch : (opts->nservers == 0 ? conf->nsearch : 0);
   if (nsearch > 0) {
     r->search = dt__calloc(nsearch, sizeof(*r->search));
     if (r->search == NULL) {
@@ -498,9 +497,9 @@ static void start_try(dt_rquery_t *q) {
     q->server = q->order[q->tryno % q->norder];
     q->edns_sent =
         r->edns && !(q->flags & DT_QUERY_NOEDNS) && !q->no_edns[q->server];
-    dt_status_t st = dt__wire_build_query(q->qname, q->qtype, q->edns_sent,
-                                          q->query, sizeof(q->query), &q->qlen,
-                                          &q->id);
+    dt_status_t st =
+        dt__wire_build_query(q->qname, q->qtype, q->edns_sent, q->query,
+                             sizeof(q->query), &q->qlen, &q->id);
     if (st != DT_OK) {
       finish(q, st);
       return;
@@ -554,8 +553,8 @@ static void next_candidate(dt_rquery_t *q) {
   start_candidate(q);
 }
 
-size_t dt__candidates(const dt_resolver_t *r, const char *name,
-                      unsigned flags, int *cand) {
+size_t dt__candidates(const dt_resolver_t *r, const char *name, unsigned flags,
+                      int *cand) {
   size_t n = 0;
   bool search = !(flags & DT_QUERY_NOSEARCH) && !dt__name_is_absolute(name) &&
                 r->nsearch > 0;
@@ -582,8 +581,8 @@ dt_status_t dt__candidate_name(const dt_resolver_t *r, const char *name,
   return dt__name_join(name, r->search[cand], out, outlen);
 }
 
-dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r,
-                             const char *name, uint16_t qtype, unsigned flags,
+dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r, const char *name,
+                             uint16_t qtype, unsigned flags,
                              dt_deadline_t deadline) {
   char norm[DT_NAME_BUFSIZE];
   dt_status_t st = dt_name_normalize(name, norm, sizeof(norm));
@@ -825,8 +824,8 @@ static void lookup_start_candidate(dt_lookup_t *l) {
   static const int families[2] = {AF_INET6, AF_INET};
   char qname[DT_NAME_BUFSIZE];
   for (;;) {
-    dt_status_t st = dt__candidate_name(l->r, l->name, l->cand[l->icand],
-                                        qname, sizeof(qname));
+    dt_status_t st = dt__candidate_name(l->r, l->name, l->cand[l->icand], qname,
+                                        sizeof(qname));
     if (st == DT_OK) {
       break;
     }
@@ -846,9 +845,9 @@ static void lookup_start_candidate(dt_lookup_t *l) {
       qname[n] = '.';
       qname[n + 1] = '\0';
     }
-    dt_status_t st = dt__rquery_start(&l->q[i], l->r, qname, types[i],
-                                      l->flags | DT_QUERY_NOSEARCH,
-                                      l->deadline);
+    dt_status_t st =
+        dt__rquery_start(&l->q[i], l->r, qname, types[i],
+                         l->flags | DT_QUERY_NOSEARCH, l->deadline);
     qname[n] = '\0';
     if (st != DT_OK) {
       lookup_finish(l, st);
@@ -870,8 +869,8 @@ bool dt__lookup_done_questions(const dt_lookup_t *l) {
   return true;
 }
 
-dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r,
-                             const char *name, int family, unsigned flags,
+dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r, const char *name,
+                             int family, unsigned flags,
                              dt_deadline_t deadline) {
   memset(l, 0, sizeof(*l));
   l->r = r;
@@ -966,8 +965,8 @@ static dt_deadline_t overall_deadline(dt_resolver_t *r, int timeout_ms) {
   return dt__deadline_in(&r->clock, timeout_ms < 0 ? -1 : timeout_ms);
 }
 
-dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name,
-                              uint16_t type, unsigned flags, int timeout_ms,
+dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name, uint16_t type,
+                              unsigned flags, int timeout_ms,
                               dt_answer_t **out) {
   if (r == NULL || name == NULL || out == NULL) {
     return DT_EINVAL;
@@ -1027,10 +1026,10 @@ static size_t hosts_answer(dt_resolver_t *r, const char *host, int family,
   size_t n = 0;
   hosts_refresh(r);
   pthread_rwlock_rdlock(&r->hosts_lock);
-  size_t total = r->hosts ? dt__hosts_lookup(r->hosts, host, family, found,
-                                             sizeof(found) / sizeof(found[0]),
-                                             NULL)
-                          : 0;
+  size_t total = r->hosts
+                     ? dt__hosts_lookup(r->hosts, host, family, found,
+                                        sizeof(found) / sizeof(found[0]), NULL)
+                     : 0;
   pthread_rwlock_unlock(&r->hosts_lock);
   if (total > sizeof(found) / sizeof(found[0])) {
     total = sizeof(found) / sizeof(found[0]);
@@ -1089,8 +1088,7 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
                                      int family, int timeout_ms,
                                      dt_addr_t *addrs, size_t max,
                                      size_t *count) {
-  if (r == NULL || host == NULL || addrs == NULL || max == 0 ||
-      count == NULL ||
+  if (r == NULL || host == NULL || addrs == NULL || max == 0 || count == NULL ||
       (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)) {
     return DT_EINVAL;
   }

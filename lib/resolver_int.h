@@ -64,7 +64,7 @@ typedef struct {
   dt_resolver_t *r;
   uint16_t qtype;
   unsigned flags;
-  char name[DT_NAME_BUFSIZE]; /* as given, validated */
+  char name[DT_NAME_BUFSIZE];  /* as given, validated */
   int cand[DT_MAX_CANDIDATES]; /* -1 as-is, k: search[k] */
   size_t ncand, icand;
   char qname[DT_NAME_BUFSIZE]; /* the candidate being asked */
@@ -85,16 +85,16 @@ typedef struct {
   dt_deadline_t deadline;
 
   bool done;
-  dt_status_t status;  /* when done: DT_OK with best set, or why not */
-  dt_answer_t *best;   /* owned until taken */
+  dt_status_t status; /* when done: DT_OK with best set, or why not */
+  dt_answer_t *best;  /* owned until taken */
   int best_rank;
   dt_answer_t *cand_fail; /* SERVFAIL-like reply of this candidate */
 } dt_rquery_t;
 
 /* Starts a question. On DT_OK the machine runs (possibly already done) and
  * must be finished with dt__rquery_cleanup. */
-dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r,
-                             const char *name, uint16_t qtype, unsigned flags,
+dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r, const char *name,
+                             uint16_t qtype, unsigned flags,
                              dt_deadline_t deadline);
 /* Fills pfd when the machine waits on a descriptor; false when done. */
 bool dt__rquery_pollfd(const dt_rquery_t *q, struct pollfd *pfd);
@@ -107,8 +107,8 @@ void dt__rquery_cleanup(dt_rquery_t *q);
 
 /* The candidate names of a question (see above); cand has room for
  * DT_MAX_CANDIDATES. */
-size_t dt__candidates(const dt_resolver_t *r, const char *name,
-                      unsigned flags, int *cand);
+size_t dt__candidates(const dt_resolver_t *r, const char *name, unsigned flags,
+                      int *cand);
 dt_status_t dt__candidate_name(const dt_resolver_t *r, const char *name,
                                int cand, char *out, size_t outlen);
 
@@ -132,8 +132,8 @@ typedef struct {
   dt_status_t status;
 } dt_lookup_t;
 
-dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r,
-                             const char *name, int family, unsigned flags,
+dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r, const char *name,
+                             int family, unsigned flags,
                              dt_deadline_t deadline);
 /* Fills up to 2 pollfds; returns how many. */
 size_t dt__lookup_pollfds(const dt_lookup_t *l, struct pollfd *pfd);

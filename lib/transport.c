@@ -169,8 +169,8 @@ static dt_ex_result_t udp_recv(dt_exchange_t *ex, dt_status_t *err) {
 static dt_ex_result_t tcp_send(dt_exchange_t *ex, dt_status_t *err) {
   size_t total = ex->qlen + 2;
   while (ex->sent < total) {
-    ssize_t n = send(ex->fd, ex->out + ex->sent, total - ex->sent,
-                     MSG_NOSIGNAL);
+    ssize_t n =
+        send(ex->fd, ex->out + ex->sent, total - ex->sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) {
         continue;

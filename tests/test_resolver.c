@@ -154,8 +154,8 @@ static void test_record_types(void **state) {
   }
   /* HTTPS comes back with its parameters in text form. */
   dt_answer_t *a = NULL;
-  assert_int_equal(dt_resolver_query(r, "svc.dt.test", DT_TYPE_HTTPS, 0, -1, &a),
-                   DT_OK);
+  assert_int_equal(
+      dt_resolver_query(r, "svc.dt.test", DT_TYPE_HTTPS, 0, -1, &a), DT_OK);
   assert_int_equal(a->nanswer, 1);
   assert_non_null(strstr(a->answer[0].data, "alpn"));
   char line[512];
@@ -226,16 +226,16 @@ static void test_negative_answers(void **state) {
   assert_int_equal(
       dt_resolver_lookup_addrs(r, "nope.dt.test", AF_UNSPEC, -1, addrs, 4, &n),
       DT_ENXDOMAIN);
-  assert_int_equal(dt_resolver_lookup_addrs(r, "onlytxt.dt.test", AF_UNSPEC,
-                                            -1, addrs, 4, &n),
-                   DT_ENODATA);
-  assert_int_equal(dt_resolver_lookup_addrs(r, "www.dt.test", AF_INET6, -1,
+  assert_int_equal(dt_resolver_lookup_addrs(r, "onlytxt.dt.test", AF_UNSPEC, -1,
                                             addrs, 4, &n),
-                   DT_OK);
+                   DT_ENODATA);
+  assert_int_equal(
+      dt_resolver_lookup_addrs(r, "www.dt.test", AF_INET6, -1, addrs, 4, &n),
+      DT_OK);
   assert_int_equal(n, 1);
-  assert_int_equal(dt_resolver_lookup_addrs(r, "c3.dt.test", AF_INET6, -1,
-                                            addrs, 4, &n),
-                   DT_ENODATA);
+  assert_int_equal(
+      dt_resolver_lookup_addrs(r, "c3.dt.test", AF_INET6, -1, addrs, 4, &n),
+      DT_ENODATA);
   dt_resolver_free(r);
 }
 
@@ -329,8 +329,8 @@ static void test_spoofed_replies_dropped(void **state) {
 static void test_garbage_survived(void **state) {
   fixture_t *f = *state;
   /* A compression loop in the question, carrying the query's ID. */
-  static const uint8_t loop[] = {0,    0,    0x81, 0x80, 0, 1, 0, 0, 0, 0,
-                                 0,    0,    0xc0, 0x0c, 0, 1, 0, 1};
+  static const uint8_t loop[] = {0, 0, 0x81, 0x80, 0,    1, 0, 0, 0,
+                                 0, 0, 0,    0xc0, 0x0c, 0, 1, 0, 1};
   fakedns_behaviour_t b;
   fakedns_behaviour_init(&b);
   b.garbage = FAKEDNS_GARBAGE_BEFORE;
@@ -509,8 +509,7 @@ static void test_servfail_and_refused_fail_over(void **state) {
     assert_int_equal(fakedns_set_default(f->srv2, &b), DT_OK);
     assert_int_equal(dt_resolver_query(r, "c3.dt.test", DT_TYPE_A, 0, -1, &a),
                      DT_OK);
-    assert_int_equal(dt_answer_status(a),
-                     i == 0 ? DT_ESERVFAIL : DT_EREFUSED);
+    assert_int_equal(dt_answer_status(a), i == 0 ? DT_ESERVFAIL : DT_EREFUSED);
     dt_answer_free(a);
     dt_addr_t addrs[2];
     size_t n;
@@ -573,8 +572,7 @@ static void test_search_list_and_ndots(void **state) {
   dt_answer_free(a);
   assert_int_equal(fakedns_count(f->srv, "host", DT_TYPE_A, FAKEDNS_UDP), 0);
   /* Not found anywhere: a.test, b.test, then as-is, in that order. */
-  assert_int_equal(dt_resolver_query(r, "nohost", DT_TYPE_A, 0, -1, &a),
-                   DT_OK);
+  assert_int_equal(dt_resolver_query(r, "nohost", DT_TYPE_A, 0, -1, &a), DT_OK);
   assert_int_equal(dt_answer_status(a), DT_ENXDOMAIN);
   dt_answer_free(a);
   fakedns_stats_t sa, sb, sn;
@@ -697,8 +695,7 @@ static void test_literals_and_bad_input(void **state) {
                    DT_EBADNAME);
   assert_int_equal(dt_resolver_query(r, "a..b", DT_TYPE_A, 0, -1, &a),
                    DT_EBADNAME);
-  assert_int_equal(dt_resolver_query(r, NULL, DT_TYPE_A, 0, -1, &a),
-                   DT_EINVAL);
+  assert_int_equal(dt_resolver_query(r, NULL, DT_TYPE_A, 0, -1, &a), DT_EINVAL);
   assert_int_equal(dt_resolver_query(NULL, "x", DT_TYPE_A, 0, -1, &a),
                    DT_EINVAL);
   assert_null(a);
@@ -708,15 +705,15 @@ static void test_literals_and_bad_input(void **state) {
   assert_int_equal(
       dt_resolver_lookup_addrs(r, "x.test", AF_UNIX, -1, addrs, 2, &n),
       DT_EINVAL);
-  assert_int_equal(dt_resolver_lookup_addrs(r, "x.test", AF_UNSPEC, -1, addrs,
-                                            0, &n),
-                   DT_EINVAL);
+  assert_int_equal(
+      dt_resolver_lookup_addrs(r, "x.test", AF_UNSPEC, -1, addrs, 0, &n),
+      DT_EINVAL);
   assert_int_equal(fakedns_total(f->srv, FAKEDNS_UDP), 0);
   dt_resolver_free(r);
 
-  static const char *bad_servers[] = {"",           "300.1.1.1", "1.2.3.4:0",
-                                      "1.2.3.4:x",  "[::1",      "[::1]x",
-                                      "::1%nosuch", "host.test", "1.2.3.4:65536"};
+  static const char *bad_servers[] = {
+      "",       "300.1.1.1",  "1.2.3.4:0", "1.2.3.4:x",    "[::1",
+      "[::1]x", "::1%nosuch", "host.test", "1.2.3.4:65536"};
   for (size_t i = 0; i < sizeof(bad_servers) / sizeof(bad_servers[0]); i++) {
     dt_resolver_opts_t o;
     dt_resolver_opts_init(&o);
