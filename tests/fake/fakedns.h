@@ -94,7 +94,7 @@ typedef enum {
  */
 typedef struct {
   /** FAKEDNS_RCODE_DATA, or an rcode to force (LDNS_RCODE_SERVFAIL,
-   * ..._REFUSED, ..._FORMERR, ..._NOTIMP, ...) with empty sections;
+   * ..._REFUSED, ..._FORMERR, ..._NOTIMPL, ...) with empty sections;
    * NXDOMAIN also gets the closest enclosing SOA. */
   int rcode;
   /** Wait this long before replying; other queries are served meanwhile. */
@@ -144,7 +144,8 @@ typedef struct {
   unsigned udp;            /**< queries received over UDP */
   unsigned tcp;            /**< queries received over TCP */
   unsigned edns;           /**< of which carried an OPT record */
-  uint64_t first_us;       /**< arrival of the first (fakedns_now_us()); 0 */
+  uint64_t first_us;       /**< arrival of the first, on the clock of
+                                fakedns_now_us(); 0 when none */
   uint64_t last_us;        /**< arrival of the latest; 0 when none */
   uint16_t last_edns_size; /**< EDNS payload size of the latest; 0 no OPT */
   bool last_rd;            /**< RD flag of the latest */
