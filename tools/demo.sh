@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make demo`: dialtone's main job on an embedded default, with no network.
-# Starts the project's fake DNS server on loopback with tools/demo.zone and
+# Starts the project's fake DNS server on loopback with tests/fake/demo.zone and
 # runs the tools against it.
 set -eu
 build=${1:-.}
@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$build/tests/fake/dt-fakedns" -z "$src/tools/demo.zone" \
+"$build/tests/fake/dt-fakedns" -z "$src/tests/fake/demo.zone" \
   --port-file "$tmp/port" >"$tmp/server.log" 2>&1 &
 pid=$!
 i=0
@@ -30,13 +30,13 @@ port=$(cat "$tmp/port")
 dig="$build/tools/dtdig @127.0.0.1 -p $port"
 
 step() {
-  printf '\n\033[1m$ %s\033[0m\n' "$*" | sed "s#$build/tools/##"
+  printf '\n$ %s\n' "$*" | sed "s#$build/tools/##"
   "$@" || true
 }
 
-echo "dialtone demo: fake DNS server for demo.test on 127.0.0.1 and ::1, port $port"
-step $dig app.demo.test A
-step $dig www.demo.test AAAA +short
-step $dig nope.demo.test A
-step $dig demo.test MX +tcp +short
-step $dig -n 3 +interval=1000 +json www.demo.test A
+echo "dialtone demo: fake DNS server for demo.example on 127.0.0.1 and ::1, port $port"
+step $dig app.demo.example A
+step $dig fast.demo.example AAAA +short
+step $dig nope.demo.example A
+step $dig demo.example MX +tcp +short
+step $dig -n 3 +interval=1000 +json app.demo.example A
