@@ -12,12 +12,12 @@
 #include <ldns/ldns.h>
 
 #include "alloc.h"
+#include "name.h"
 #include "wire.h"
 
 /* RFC 1035 §2.3.4: a name is at most 255 octets on the wire, root included;
  * a label at most 63. */
-#define NAME_MAX_WIRE 255
-#define LABEL_MAX 63
+#define NAME_MAX_WIRE DT_NAME_WIRE_MAX
 /* No name has more than 127 labels, so a name that needs more jumps than
  * that is a pointer chain built to waste time. */
 #define MAX_JUMPS 127
@@ -179,62 +179,6 @@ static bool name_under(const uint8_t *name, size_t nlen, const uint8_t *zone,
   return name_eq(name + off, nlen - off, zone, zlen);
 }
 
-/* Encodes a presentation-form name ("www.example", "a\.b.", "\065bc")
- * into uncompressed wire form in out (NAME_MAX_WIRE bytes). A trailing dot
- * is optional; "." is the root. Empty labels, labels over 63 octets,
- * names over 255 octets and bad escapes are DT_EBADNAME. */
-static dt_status_t name_encode(const char *s, uint8_t *out, size_t *outlen) {
-  size_t w = 0;
-  if (strcmp(s, ".") == 0) {
-    out[0] = 0;
-    *outlen = 1;
-    return DT_OK;
-  }
-  while (*s != '\0') {
-    size_t lenpos = w++;
-    size_t label = 0;
-    while (*s != '\0' && *s != '.') {
-      unsigned c = (unsigned char)*s++;
-      if (c == '\\') {
-        if (s[0] >= '0' && s[0] <= '9') {
-          if (!(s[1] >= '0' && s[1] <= '9') || !(s[2] >= '0' && s[2] <= '9')) {
-            return DT_EBADNAME;
-          }
-          c = (unsigned)(s[0] - '0') * 100 + (unsigned)(s[1] - '0') * 10 +
-              (unsigned)(s[2] - '0');
-          if (c > 255) {
-            return DT_EBADNAME;
-          }
-          s += 3;
-        } else if (*s == '\0') {
-          return DT_EBADNAME;
-        } else {
-          c = (unsigned char)*s++;
-        }
-      }
-      /* w + 1 more octets must leave room for the root label. */
-      if (label == LABEL_MAX || w + 2 > NAME_MAX_WIRE) {
-        return DT_EBADNAME;
-      }
-      out[w++] = (uint8_t)c;
-      label++;
-    }
-    if (label == 0) {
-      return DT_EBADNAME;
-    }
-    out[lenpos] = (uint8_t)label;
-    if (*s == '.') {
-      s++;
-    }
-  }
-  if (w == 0) {
-    return DT_EBADNAME;
-  }
-  out[w++] = 0;
-  *outlen = w;
-  return DT_OK;
-}
-
 /* ---- queries and matching ------------------------------------------------ */
 
 dt_status_t dt__wire_build_query(const char *name, uint16_t qtype, bool edns,
@@ -245,9 +189,9 @@ dt_status_t dt__wire_build_query(const char *name, uint16_t qtype, bool edns,
   }
   uint8_t qname[NAME_MAX_WIRE];
   size_t qlen;
-  dt_status_t st = name_encode(name, qname, &qlen);
+  dt_status_t st = dt__name_to_wire(name, qname, sizeof(qname), &qlen);
   if (st != DT_OK) {
-    return st;
+    return st == DT_ENAMETOOLONG ? DT_EBADNAME : st;
   }
   size_t need = HEADER_LEN + qlen + 4 + (edns ? 11 : 0);
   if (buflen < need) {
