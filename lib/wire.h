@@ -54,8 +54,7 @@ typedef struct {
 
 /* Reads rcode, TC and OPT presence of a matched reply (no allocation).
  * DT_EBADREPLY when the packet cannot be walked. */
-dt_status_t dt__wire_head(const uint8_t *pkt, size_t len,
-                          dt_reply_head_t *out);
+dt_status_t dt__wire_head(const uint8_t *pkt, size_t len, dt_reply_head_t *out);
 
 /* Parses a matched reply into a new answer, built as one allocation (see
  * dt__answer_clone). Follows the CNAME chain from the question's name
@@ -69,8 +68,7 @@ dt_status_t dt__wire_head(const uint8_t *pkt, size_t len,
  * the answer is the question as asked. Server, transport
  * and cache fields are left zero for the caller to fill.
  * DT_EBADREPLY for malformed packets, DT_ELOOP, DT_ENOMEM. */
-dt_status_t dt__wire_parse(const uint8_t *pkt, size_t len,
-                           dt_answer_t **out);
+dt_status_t dt__wire_parse(const uint8_t *pkt, size_t len, dt_answer_t **out);
 
 /* Copies an answer into one new allocation (pointers relocated). */
 dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -628,6 +629,22 @@ static void test_edns_fallback(void **state) {
   dt_resolver_free(r);
   fakedns_set_default(f->srv, NULL);
 
+  /* A server that ignores EDNS (no OPT in its reply) still gave a valid
+   * answer: it is taken as it is, without asking again. */
+  fakedns_behaviour_init(&b);
+  b.edns = FAKEDNS_EDNS_IGNORE;
+  assert_int_equal(fakedns_set_default(f->srv, &b), DT_OK);
+  fakedns_reset_stats(f->srv);
+  r = one(f);
+  assert_int_equal(dt_resolver_query(r, "c3.dt.test", DT_TYPE_A, 0, -1, &a),
+                   DT_OK);
+  assert_string_equal(a->answer[0].data, "192.0.2.3");
+  dt_answer_free(a);
+  assert_int_equal(fakedns_count(f->srv, "c3.dt.test", DT_TYPE_A, FAKEDNS_UDP),
+                   1);
+  dt_resolver_free(r);
+  fakedns_set_default(f->srv, NULL);
+
   /* With EDNS on, queries advertise 1232 bytes. */
   r = one(f);
   assert_int_equal(dt_resolver_query(r, "www.dt.test", DT_TYPE_A, 0, -1, &a),
@@ -665,6 +682,72 @@ static void test_a_and_aaaa_in_flight_together(void **state) {
   dt_resolver_stats_t st;
   dt_resolver_get_stats(r, &st);
   assert_int_equal(st.timeouts, 0);
+  dt_resolver_free(r);
+}
+
+static void test_rotate(void **state) {
+  fixture_t *f = *state;
+  const char *s[] = {f->addr, f->addr2};
+  dt_resolver_opts_t o;
+  dt_resolver_opts_init(&o);
+  o.servers = s;
+  o.nservers = 2;
+  o.hosts = "";
+  o.rotate = true;
+  dt_resolver_t *r = NULL;
+  assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
+  for (int i = 0; i < 4; i++) {
+    dt_answer_t *a = NULL;
+    assert_int_equal(dt_resolver_query(r, "c3.dt.test", DT_TYPE_A, 0, -1, &a),
+                     DT_OK);
+    dt_answer_free(a);
+  }
+  assert_int_equal(fakedns_count(f->srv, "c3.dt.test", DT_TYPE_A, FAKEDNS_UDP),
+                   2);
+  assert_int_equal(fakedns_count(f->srv2, "c3.dt.test", DT_TYPE_A, FAKEDNS_UDP),
+                   2);
+  dt_resolver_free(r);
+}
+
+typedef struct {
+  dt_resolver_t *r;
+  int ok;
+} worker_t;
+
+static void *worker(void *arg) {
+  worker_t *w = arg;
+  static const char *names[] = {"www.dt.test", "both.dt.test", "c1.dt.test"};
+  for (int i = 0; i < 60; i++) {
+    dt_addr_t addrs[4];
+    size_t n;
+    if (dt_resolver_lookup_addrs(w->r, names[i % 3], AF_UNSPEC, 5000, addrs, 4,
+                                 &n) == DT_OK &&
+        n >= 1) {
+      w->ok++;
+    }
+  }
+  return NULL;
+}
+
+/* One resolver shared by several threads. */
+static void test_shared_between_threads(void **state) {
+  fixture_t *f = *state;
+  dt_resolver_t *r = one(f);
+  pthread_t t[4];
+  worker_t w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i].r = r;
+    w[i].ok = 0;
+    assert_int_equal(pthread_create(&t[i], NULL, worker, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(w[i].ok, 60);
+  }
+  dt_resolver_stats_t st;
+  dt_resolver_get_stats(r, &st);
+  assert_int_equal(st.queries_udp, 4 * 60 * 2);
+  assert_int_equal(st.replies_accepted, 4 * 60 * 2);
   dt_resolver_free(r);
 }
 
@@ -937,6 +1020,8 @@ int main(void) {
       cmocka_unit_test_setup(test_search_list_and_ndots, reset),
       cmocka_unit_test_setup(test_edns_fallback, reset),
       cmocka_unit_test_setup(test_a_and_aaaa_in_flight_together, reset),
+      cmocka_unit_test_setup(test_rotate, reset),
+      cmocka_unit_test_setup(test_shared_between_threads, reset),
       cmocka_unit_test_setup(test_literals_and_bad_input, reset),
       cmocka_unit_test_setup(test_resolv_conf_and_hosts, reset),
       cmocka_unit_test_setup(test_high_descriptors, reset),

@@ -229,18 +229,18 @@ DT_EXTERN dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r,
 
 /** Counters of a resolver since it was created. */
 typedef struct {
-  uint64_t queries_udp;        /**< queries sent over UDP */
-  uint64_t queries_tcp;        /**< queries sent over TCP */
-  uint64_t replies_accepted;   /**< replies that matched their query */
-  uint64_t dropped_source;     /**< from an address other than the server */
-  uint64_t dropped_id;         /**< wrong ID */
-  uint64_t dropped_question;   /**< wrong question or not a reply */
-  uint64_t dropped_malformed;  /**< could not be parsed */
-  uint64_t timeouts;           /**< tries that got no reply in time */
-  uint64_t failovers;          /**< moves to another server */
-  uint64_t truncated;          /**< UDP replies with TC, retried over TCP */
-  uint64_t edns_fallbacks;     /**< retries without EDNS */
-  uint64_t hosts_hits;         /**< lookups answered by the hosts file */
+  uint64_t queries_udp;       /**< queries sent over UDP */
+  uint64_t queries_tcp;       /**< queries sent over TCP */
+  uint64_t replies_accepted;  /**< replies that matched their query */
+  uint64_t dropped_source;    /**< from an address other than the server */
+  uint64_t dropped_id;        /**< wrong ID */
+  uint64_t dropped_question;  /**< wrong question or not a reply */
+  uint64_t dropped_malformed; /**< could not be parsed */
+  uint64_t timeouts;          /**< tries that got no reply in time */
+  uint64_t failovers;         /**< moves to another server */
+  uint64_t truncated;         /**< UDP replies with TC, retried over TCP */
+  uint64_t edns_fallbacks;    /**< retries without EDNS */
+  uint64_t hosts_hits;        /**< lookups answered by the hosts file */
 } dt_resolver_stats_t;
 
 /** Copies the counters; consistent per field, not across fields. */
