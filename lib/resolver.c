@@ -928,6 +928,30 @@ void dt__lookup_process(dt_lookup_t *l, const struct pollfd *pfd, size_t n) {
   }
 }
 
+bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,
+                     size_t max, size_t *n, dt_status_t *st) {
+  size_t i = family == AF_INET6 ? 0 : 1;
+  *n = 0;
+  if (l->done) {
+    *n = dt__answer_addrs(l->answers[i], addrs, max);
+    *st = *n > 0 ? DT_OK : (l->status == DT_OK ? DT_ENODATA : l->status);
+    return true;
+  }
+  if (!l->used[i] || !l->q[i].done) {
+    return false;
+  }
+  const dt_rquery_t *q = &l->q[i];
+  if (q->status != DT_OK || q->best == NULL) {
+    *st = q->status != DT_OK ? q->status : DT_ENODATA;
+    return true;
+  }
+  *st = dt_answer_status(q->best);
+  if (*st == DT_OK) {
+    *n = dt__answer_addrs(q->best, addrs, max);
+  }
+  return true;
+}
+
 void dt__lookup_cleanup(dt_lookup_t *l) {
   for (size_t i = 0; i < 2; i++) {
     if (l->used[i]) {

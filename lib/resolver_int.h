@@ -141,6 +141,13 @@ dt_deadline_t dt__lookup_deadline(const dt_lookup_t *l);
 void dt__lookup_process(dt_lookup_t *l, const struct pollfd *pfd, size_t n);
 bool dt__lookup_done_questions(const dt_lookup_t *l);
 void dt__lookup_cleanup(dt_lookup_t *l);
+/* For the dialer (RFC 8305 §3): true once the family's question for the
+ * current candidate name has finished, with its addresses (*st DT_OK) or
+ * why not. Before l->done a negative result is not final: the search list
+ * may still find the name elsewhere. After l->done it is. No allocation;
+ * addresses carry their TTLs. */
+bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,
+                     size_t max, size_t *n, dt_status_t *st);
 /* Writes the A/AAAA records of an answer as addresses; returns how many. */
 size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max);
 
