@@ -146,6 +146,8 @@ void dt__lookup_cleanup(dt_lookup_t *l);
  * why not. Before l->done a negative result is not final: the search list
  * may still find the name elsewhere. After l->done it is. No allocation;
  * addresses carry their TTLs. */
+/* Drives a lookup with poll() until it is done; returns its status. */
+dt_status_t dt__lookup_run(dt_lookup_t *l);
 bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,
                      size_t max, size_t *n, dt_status_t *st);
 /* Writes the A/AAAA records of an answer as addresses; returns how many. */
