@@ -58,7 +58,12 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dt-bench.XXXXXX")
 nsd_pid=
+bench_pid=
 cleanup() {
+  if [ -n "$bench_pid" ]; then
+    kill "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+  fi
   if [ -n "$nsd_pid" ]; then
     kill "$nsd_pid" 2>/dev/null || true
     wait "$nsd_pid" 2>/dev/null || true
@@ -225,22 +230,33 @@ common="-s 127.0.0.1:$port -d $zone -n $names -w $warm -c $contenders -l 50"
   echo
   echo "Every contender gets the same NSD answers (one A and one AAAA per name, minimal responses)."
   echo "Queries: dialtone sends EDNS0 (its default), glibc and c-ares 1.18 do not."
-  echo "Sockets: dialtone opens one connected UDP socket per question (two per lookup), glibc one per lookup,"
-  echo "c-ares keeps one per server open across lookups."
-  echo "Results: getaddrinfo and ares_getaddrinfo sort addresses (RFC 6724, a UDP connect per address)"
-  echo "and allocate an addrinfo list; dt_resolver_lookup_addrs fills caller storage and leaves ordering to its dialer."
+  echo "Sockets: dialtone opens a connected UDP socket per question (two per lookup); glibc and c-ares 1.18"
+  echo "send both questions on one socket per lookup."
+  echo "Results: getaddrinfo and ares_getaddrinfo sort the addresses (RFC 6724: a UDP socket and connect per"
+  echo "address, and for glibc a netlink dump of local addresses) and allocate an addrinfo list;"
+  echo "dt_resolver_lookup_addrs fills caller storage and leaves ordering to its dialer."
+  echo "The c-ares \`ares_query\` row is c-ares's query engine alone (two ares_query, replies parsed), for reference."
   echo
-  taskset -c 0 timeout 100 "$bench" $common \
-    -t "Pinned: client and server on CPU 0 (headline)" \
-    -H "$tmp/hosts" -N $hostname_in_hosts -G $hosts_glibc
-  if [ "$ncpu" -ge 2 ]; then
-    taskset -c 1 timeout 100 "$bench" $common \
-      -t "Split: client on CPU 1, server on CPU 0"
-  else
-    echo "SKIP split run: one CPU only"
-    echo
-  fi
 } >"$tmp/out.md"
+
+# In the background with a wait, so that a signal stops the run at once
+# instead of after the benchmark finishes.
+run_bench() {
+  "$@" >>"$tmp/out.md" &
+  bench_pid=$!
+  wait "$bench_pid"
+  bench_pid=
+}
+
+run_bench taskset -c 0 timeout 100 "$bench" $common \
+  -t "Pinned: client and server on CPU 0 (headline)" \
+  -H "$tmp/hosts" -N $hostname_in_hosts -G $hosts_glibc
+if [ "$ncpu" -ge 2 ]; then
+  run_bench taskset -c 1 timeout 100 "$bench" $common \
+    -t "Split: client on CPU 1, server on CPU 0"
+else
+  printf 'SKIP split run: one CPU only\n\n' >>"$tmp/out.md"
+fi
 
 cat "$tmp/out.md"
 if [ -n "$out" ]; then
