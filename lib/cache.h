@@ -83,10 +83,7 @@ dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
 /* Removes every entry (name NULL) or every entry of one name (any type). */
 void dt__cache_flush(dt_cache_t *c, const char *name);
 
-typedef struct {
-  uint64_t hits, misses, expired, evicted, stale_served, coalesced;
-  uint64_t entries, bytes;
-} dt_cache_stats_t;
+/* dt_cache_stats_t is the public struct of dialtone/resolver.h. */
 
 void dt__cache_get_stats(dt_cache_t *c, dt_cache_stats_t *out);
 /* get counts hits, misses (only when allow_stale is false: the second,
@@ -96,14 +93,8 @@ void dt__cache_count_coalesced(dt_cache_t *c);
 
 /* Visits every live entry (fresh, or stale within the window), one shard
  * lock at a time; visit must only copy. name is the normalised key. */
-typedef struct {
-  const char *name;
-  uint16_t type, qclass;
-  uint32_t remaining_s;
-  bool negative, stale;
-  int rcode;
-  size_t bytes;
-} dt_cache_entry_info_t;
+/* The public dt_cache_entry_t of dialtone/resolver.h. */
+typedef dt_cache_entry_t dt_cache_entry_info_t;
 
 void dt__cache_list(dt_cache_t *c,
                     void (*visit)(const dt_cache_entry_info_t *e, void *ctx),

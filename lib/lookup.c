@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -14,6 +16,13 @@
  * (musl's and glibc's getaddrinfo do the same). */
 static void lookup_start_candidate(dt_lookup_t *l);
 
+static void share_close(dt_lookup_t *l) {
+  if (l->share.fd >= 0) {
+    close(l->share.fd);
+    l->share.fd = -1;
+  }
+}
+
 static void lookup_finish(dt_lookup_t *l, dt_status_t st) {
   for (size_t i = 0; i < 2; i++) {
     if (l->used[i]) {
@@ -21,6 +30,7 @@ static void lookup_finish(dt_lookup_t *l, dt_status_t st) {
       l->used[i] = false;
     }
   }
+  share_close(l);
   l->done = true;
   l->status = st;
 }
@@ -107,7 +117,7 @@ static void lookup_start_candidate(dt_lookup_t *l) {
     }
     dt_status_t st =
         dt__rquery_start(&l->q[i], l->r, qname, types[i],
-                         l->flags | DT_QUERY_NOSEARCH, l->deadline);
+                         l->flags | DT_QUERY_NOSEARCH, l->deadline, &l->share);
     qname[n] = '\0';
     if (st != DT_OK) {
       lookup_finish(l, st);
@@ -132,7 +142,8 @@ bool dt__lookup_done_questions(const dt_lookup_t *l) {
 dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r, const char *name,
                              int family, unsigned flags,
                              dt_deadline_t deadline) {
-  memset(l, 0, sizeof(*l));
+  memset(l, 0, offsetof(dt_lookup_t, q));
+  l->share.fd = -1;
   l->r = r;
   l->family = family;
   l->flags = flags & ~DT_QUERY_NOSEARCH;
@@ -143,18 +154,95 @@ dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r, const char *name,
   }
   memcpy(l->name, name, len + 1);
   l->ncand = dt__candidates(r, name, flags, l->cand);
+  if (l->ncand == 0) {
+    lookup_finish(l, DT_ENXDOMAIN);
+    return DT_OK;
+  }
   lookup_start_candidate(l);
   return DT_OK;
 }
 
 size_t dt__lookup_pollfds(const dt_lookup_t *l, struct pollfd *pfd) {
   size_t k = 0;
+  bool share = false;
   for (size_t i = 0; i < 2 && !l->done; i++) {
-    if (l->used[i] && dt__rquery_pollfd(&l->q[i], &pfd[k])) {
+    if (!l->used[i]) {
+      continue;
+    }
+    if (dt__rquery_on_share(&l->q[i])) {
+      share = true;
+    } else if (dt__rquery_pollfd(&l->q[i], &pfd[k])) {
       k++;
     }
   }
+  if (share) {
+    pfd[k].fd = l->share.fd;
+    pfd[k].events = POLLIN;
+    pfd[k].revents = 0;
+    k++;
+  }
   return k;
+}
+
+/* Reads the shared socket dry, handing each datagram to the question it
+ * answers; anything that answers neither is dropped and counted. */
+static void share_read(dt_lookup_t *l) {
+  dt_resolver_t *r = l->r;
+  const dt_server_t *srv = &r->servers[l->share.server];
+  uint8_t buf[DT_UDP_BUF];
+  for (;;) {
+    struct sockaddr_storage from;
+    socklen_t fromlen = sizeof(from);
+    ssize_t n = recvfrom(l->share.fd, buf, sizeof(buf), MSG_TRUNC,
+                         (struct sockaddr *)&from, &fromlen);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+      }
+      /* ICMP errors (port unreachable) surface here: both questions on
+       * the socket fail over. */
+      dt_status_t st = dt_status_from_errno(errno);
+      for (size_t i = 0; i < 2; i++) {
+        if (l->used[i]) {
+          dt__rquery_share_failed(&l->q[i], st);
+        }
+      }
+      return;
+    }
+    if (!dt__sockaddr_equal((struct sockaddr *)&from,
+                            (const struct sockaddr *)&srv->addr)) {
+      __atomic_add_fetch(&r->ex.dropped_source, 1, __ATOMIC_RELAXED);
+      continue;
+    }
+    bool truncated = (size_t)n > sizeof(buf);
+    size_t len = truncated ? sizeof(buf) : (size_t)n;
+    dt_match_t why = DT_MATCH_MALFORMED;
+    bool taken = false;
+    for (size_t i = 0; i < 2 && !taken; i++) {
+      dt_match_t w;
+      if (l->used[i] &&
+          dt__rquery_offer_datagram(&l->q[i], buf, len, truncated, &w)) {
+        taken = true;
+      } else if (l->used[i] && w != DT_MATCH_ID) {
+        why = w;
+      } else if (why == DT_MATCH_MALFORMED && l->used[i]) {
+        why = w;
+      }
+    }
+    if (!taken) {
+      uint64_t *c = why == DT_MATCH_ID         ? &r->ex.dropped_id
+                    : why == DT_MATCH_QUESTION ? &r->ex.dropped_question
+                                               : &r->ex.dropped_malformed;
+      __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+    }
+    if (l->share.fd < 0 || (!dt__rquery_on_share(&l->q[0]) &&
+                            !dt__rquery_on_share(&l->q[1]))) {
+      return; /* nobody is listening any more */
+    }
+  }
 }
 
 dt_deadline_t dt__lookup_deadline(const dt_lookup_t *l) {
@@ -171,14 +259,22 @@ void dt__lookup_process(dt_lookup_t *l, const struct pollfd *pfd, size_t n) {
   if (l->done) {
     return;
   }
+  for (size_t j = 0; j < n; j++) {
+    if (pfd[j].revents != 0 && l->share.fd >= 0 && pfd[j].fd == l->share.fd) {
+      share_read(l);
+    }
+  }
   for (size_t i = 0; i < 2; i++) {
     if (!l->used[i] || l->q[i].done) {
       continue;
     }
     short revents = 0;
-    for (size_t j = 0; j < n; j++) {
-      if (l->q[i].active && pfd[j].fd == dt__exchange_fd(&l->q[i].ex)) {
-        revents = pfd[j].revents;
+    if (!dt__rquery_on_share(&l->q[i])) {
+      int fd = dt__rquery_fd(&l->q[i]);
+      for (size_t j = 0; j < n; j++) {
+        if (fd >= 0 && pfd[j].fd == fd) {
+          revents = pfd[j].revents;
+        }
       }
     }
     dt__rquery_process(&l->q[i], revents);
@@ -221,6 +317,7 @@ void dt__lookup_cleanup(dt_lookup_t *l) {
     dt_answer_free(l->answers[i]);
     l->answers[i] = NULL;
   }
+  share_close(l);
 }
 
 /* Drives a lookup with poll() until it is done. */

@@ -26,6 +26,15 @@ void dt_resolver_opts_init(dt_resolver_opts_t *opts) {
   opts->rotate = false;
   opts->edns = true;
   opts->server_penalty_ms = 30000;
+  opts->cache = true;
+  opts->cache_max_entries = 10000;
+  opts->cache_max_bytes = 0;
+  opts->cache_min_ttl = 0;
+  opts->cache_max_ttl = 86400;
+  opts->cache_neg_min_ttl = 0;
+  opts->cache_neg_max_ttl = 3600;
+  opts->serve_stale = false;
+  opts->stale_window_s = 86400;
 }
 
 /* "ADDR", "ADDR:PORT", "[V6]:PORT", "V6" and "V6%scope" (port 53 unless
@@ -188,7 +197,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
   if (r == NULL) {
     return DT_ENOMEM;
   }
-  bool lock_ok = false, rw_ok = false, reload_ok = false;
+  bool lock_ok = false, rw_ok = false, reload_ok = false, flight_ok = false;
   r->clock.now_us = opts->clock_us;
   r->clock.ctx = opts->clock_ctx;
   r->timeout_ms = 2000;
@@ -301,6 +310,29 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     goto done;
   }
   reload_ok = true;
+  if (pthread_mutex_init(&r->flight_lock, NULL) != 0) {
+    st = DT_ESYS;
+    goto done;
+  }
+  flight_ok = true;
+
+  if (opts->cache) {
+    dt_cache_config_t cc;
+    dt__cache_config_init(&cc);
+    cc.max_entries = opts->cache_max_entries;
+    cc.max_bytes = opts->cache_max_bytes;
+    cc.pos_min_s = opts->cache_min_ttl;
+    cc.pos_max_s = opts->cache_max_ttl;
+    cc.neg_min_s = opts->cache_neg_min_ttl;
+    cc.neg_max_s = opts->cache_neg_max_ttl;
+    cc.serve_stale = opts->serve_stale;
+    cc.stale_window_s = opts->stale_window_s;
+    cc.clock = r->clock;
+    st = dt__cache_new(&cc, &r->cache);
+    if (st != DT_OK) {
+      goto done;
+    }
+  }
 
   const char *hosts = opts->hosts ? opts->hosts : "/etc/hosts";
   if (hosts[0] != '\0') {
@@ -322,6 +354,10 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
 done:
   dt__free(conf);
   if (st != DT_OK) {
+    dt__cache_free(r->cache);
+    if (flight_ok) {
+      pthread_mutex_destroy(&r->flight_lock);
+    }
     if (reload_ok) {
       pthread_mutex_destroy(&r->hosts_reload);
     }
@@ -345,6 +381,8 @@ void dt_resolver_free(dt_resolver_t *r) {
   if (r == NULL) {
     return;
   }
+  dt__cache_free(r->cache);
+  pthread_mutex_destroy(&r->flight_lock);
   pthread_mutex_destroy(&r->hosts_reload);
   pthread_rwlock_destroy(&r->hosts_lock);
   pthread_mutex_destroy(&r->lock);
@@ -390,7 +428,7 @@ dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name, uint16_t type,
     return DT_ENOMEM;
   }
   dt_status_t st = dt__rquery_start(q, r, name, type, flags,
-                                    overall_deadline(r, timeout_ms));
+                                    overall_deadline(r, timeout_ms), NULL);
   if (st != DT_OK) {
     dt__free(q);
     return st;
@@ -411,6 +449,157 @@ dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name, uint16_t type,
   dt__rquery_cleanup(q);
   dt__free(q);
   return st;
+}
+
+void dt_cache_get_stats(dt_resolver_t *r, dt_cache_stats_t *out) {
+  memset(out, 0, sizeof(*out));
+  if (r != NULL && r->cache != NULL) {
+    dt__cache_get_stats(r->cache, out);
+  }
+}
+
+void dt_cache_flush(dt_resolver_t *r, const char *name) {
+  if (r != NULL && r->cache != NULL) {
+    dt__cache_flush(r->cache, name);
+  }
+}
+
+void dt_cache_list(dt_resolver_t *r,
+                   void (*visit)(const dt_cache_entry_t *e, void *ctx),
+                   void *ctx) {
+  if (r != NULL && r->cache != NULL && visit != NULL) {
+    dt__cache_list(r->cache, visit, ctx);
+  }
+}
+
+typedef struct {
+  void *buf;
+  size_t len;
+  size_t need;
+  const dt_answer_t *out;
+  dt_status_t st;
+} into_ctx_t;
+
+static void copy_hit(const dt_cache_hit_t *hit, void *ctx) {
+  into_ctx_t *c = ctx;
+  dt_answer_t *a = NULL;
+  c->need = dt__answer_size(hit->answer);
+  c->st = dt__answer_copy_into(hit->answer, c->buf, c->len, &a);
+  if (c->st == DT_OK) {
+    dt__answer_from_hit(a, hit);
+    c->out = a;
+  }
+}
+
+dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
+                                   uint16_t type, unsigned flags,
+                                   int timeout_ms, void *buf, size_t *buflen,
+                                   const dt_answer_t **out) {
+  if (r == NULL || name == NULL || buf == NULL || buflen == NULL ||
+      out == NULL) {
+    return DT_EINVAL;
+  }
+  if ((uintptr_t)buf % 8 != 0) {
+    return DT_EINVAL;
+  }
+  if (r->cache != NULL && !(flags & DT_QUERY_NOCACHE)) {
+    /* The hit path: the first candidate name answered from the cache,
+     * straight into buf. Anything else takes the full machine. */
+    int cand[DT_MAX_CANDIDATES];
+    char qname[DT_NAME_BUFSIZE];
+    size_t n = dt__candidates(r, name, flags, cand);
+    if (n > 0 &&
+        dt__candidate_name(r, name, cand[0], qname, sizeof(qname)) == DT_OK) {
+      into_ctx_t c = {buf, *buflen, 0, NULL, DT_OK};
+      if (dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c) !=
+              DT_CACHE_MISS &&
+          (n == 1 || (c.st == DT_OK && dt_answer_status(c.out) == DT_OK))) {
+        if (c.st == DT_ETOOBIG) {
+          *buflen = c.need;
+        }
+        if (c.st == DT_OK) {
+          *out = c.out;
+        }
+        return c.st;
+      }
+    }
+  }
+  dt_answer_t *a = NULL;
+  dt_status_t st = dt_resolver_query(r, name, type, flags, timeout_ms, &a);
+  if (st != DT_OK) {
+    return st;
+  }
+  dt_answer_t *copy = NULL;
+  st = dt__answer_copy_into(a, buf, *buflen, &copy);
+  if (st == DT_ETOOBIG) {
+    *buflen = dt__answer_size(a);
+  } else if (st == DT_OK) {
+    *out = copy;
+  }
+  dt_answer_free(a);
+  return st;
+}
+
+/* Addresses of one cached question, written straight to the caller. */
+typedef struct {
+  dt_addr_t *addrs;
+  size_t max, n;
+  dt_status_t st;
+} addrs_ctx_t;
+
+static void addrs_hit(const dt_cache_hit_t *hit, void *ctx) {
+  addrs_ctx_t *c = ctx;
+  c->st = dt_answer_status(hit->answer);
+  if (c->st == DT_OK) {
+    size_t k = dt__answer_addrs(hit->answer, c->addrs + c->n, c->max - c->n);
+    for (size_t i = 0; i < k; i++) {
+      c->addrs[c->n + i].ttl = hit->remaining_s;
+    }
+    c->n += k;
+  }
+}
+
+/* Answers a lookup from the cache alone, allocating nothing: true when
+ * every question of the search had an entry. */
+static bool lookup_from_cache(dt_resolver_t *r, const char *host, int family,
+                              dt_addr_t *addrs, size_t max, size_t *count,
+                              dt_status_t *status) {
+  static const uint16_t types[2] = {DT_TYPE_AAAA, DT_TYPE_A};
+  static const int families[2] = {AF_INET6, AF_INET};
+  int cand[DT_MAX_CANDIDATES];
+  char qname[DT_NAME_BUFSIZE];
+  size_t ncand = dt__candidates(r, host, 0, cand);
+  bool nodata = false;
+  for (size_t c = 0; c < ncand; c++) {
+    if (dt__candidate_name(r, host, cand[c], qname, sizeof(qname)) != DT_OK) {
+      continue;
+    }
+    addrs_ctx_t ctx = {addrs, max, 0, DT_OK};
+    bool negative = true;
+    for (size_t i = 0; i < 2; i++) {
+      if (family != AF_UNSPEC && family != families[i]) {
+        continue;
+      }
+      if (dt__cache_get(r->cache, qname, types[i], 1, false, addrs_hit, &ctx) ==
+          DT_CACHE_MISS) {
+        return false;
+      }
+      if (ctx.st == DT_OK) {
+        negative = false;
+      } else if (ctx.st == DT_ENODATA) {
+        nodata = true;
+      } else if (ctx.st != DT_ENXDOMAIN) {
+        return false;
+      }
+    }
+    if (!negative && ctx.n > 0) {
+      *count = ctx.n;
+      *status = DT_OK;
+      return true;
+    }
+  }
+  *status = nodata ? DT_ENODATA : DT_ENXDOMAIN;
+  return true;
 }
 
 static bool parse_literal(const char *host, dt_addr_t *a) {
@@ -527,6 +716,10 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
       *count = n;
       return DT_OK;
     }
+  }
+  if (r->cache != NULL &&
+      lookup_from_cache(r, host, family, addrs, max, count, &st)) {
+    return st;
   }
   dt_lookup_t *l = dt__malloc(sizeof(*l));
   if (l == NULL) {

@@ -10,8 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "clock.h"
 #include "conf.h"
+#include "dt_uthash.h"
 #include "dialtone/resolver.h"
 #include "transport.h"
 
@@ -23,6 +25,19 @@ typedef struct {
   uint64_t penalty_until_us;
   uint32_t failures;
 } dt_server_t;
+
+/* A question on the wire that identical questions wait for instead of
+ * sending their own (coalescing). Guarded by the resolver's flight_lock;
+ * freed when the last of leader and waiters lets go. */
+typedef struct dt_flight {
+  uint8_t key[2 + DT_NAME_BUFSIZE]; /* type, then the normalised name */
+  size_t keylen;
+  int refs;
+  bool done;
+  dt_answer_t *answer; /* the leader's reply, for waiters (may be NULL) */
+  int pipe[2];         /* made when the first waiter comes; -1 before */
+  UT_hash_handle hh;
+} dt_flight_t;
 
 struct dt_resolver {
   dt_clock_t clock;
@@ -51,9 +66,22 @@ struct dt_resolver {
     bool exists;
   } hosts_id;
 
+  dt_cache_t *cache; /* NULL when caching is off */
+  pthread_mutex_t flight_lock;
+  dt_flight_t *flights;
+
   dt_ex_counters_t ex; /* updated by exchanges, atomically */
   uint64_t timeouts, failovers, truncated, edns_fallbacks, hosts_hits;
 };
+
+/* A UDP socket both questions of an address lookup send on while they ask
+ * the same server, as glibc does: one socket, connect and close instead of
+ * two. The lookup owns and reads it, and delivers each reply to the
+ * question it matches. */
+typedef struct {
+  int fd;        /* -1 until a question opens it */
+  size_t server; /* index of the server it is connected to */
+} dt_udp_share_t;
 
 /* The names a query tries, in order (glibc's res_search): "as-is" first
  * when the name has at least ndots dots, then each search domain, then
@@ -78,24 +106,39 @@ typedef struct {
   uint8_t query[DT_WIRE_QUERY_MAX];
   size_t qlen;
   uint16_t id;
-  dt_exchange_t ex;
   bool active;
   size_t server; /* index into r->servers of the current try */
   dt_deadline_t try_deadline;
   dt_deadline_t deadline;
+  dt_udp_share_t *share; /* the lookup's shared UDP socket, or NULL */
+  dt_flight_t *flight;   /* the flight led or waited for */
+  bool waiting;          /* waiting for another question's flight */
 
   bool done;
   dt_status_t status; /* when done: DT_OK with best set, or why not */
   dt_answer_t *best;  /* owned until taken */
   int best_rank;
   dt_answer_t *cand_fail; /* SERVFAIL-like reply of this candidate */
+  /* Last: dt__rquery_start zeroes everything before it, not its 4 KB
+   * receive buffer. */
+  dt_exchange_t ex;
 } dt_rquery_t;
 
 /* Starts a question. On DT_OK the machine runs (possibly already done) and
  * must be finished with dt__rquery_cleanup. */
 dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r, const char *name,
                              uint16_t qtype, unsigned flags,
-                             dt_deadline_t deadline);
+                             dt_deadline_t deadline, dt_udp_share_t *share);
+/* True when the question waits for a reply on the shared socket. */
+bool dt__rquery_on_share(const dt_rquery_t *q);
+/* A datagram from the shared socket, if it answers this question: true when
+ * it was taken (*why is set to the mismatch otherwise). */
+bool dt__rquery_offer_datagram(dt_rquery_t *q, const uint8_t *pkt, size_t len,
+                               bool truncated, dt_match_t *why);
+/* The shared socket failed (ICMP unreachable, ...) for this question. */
+void dt__rquery_share_failed(dt_rquery_t *q, dt_status_t st);
+/* The descriptor the machine waits on, or -1. */
+int dt__rquery_fd(const dt_rquery_t *q);
 /* Fills pfd when the machine waits on a descriptor; false when done. */
 bool dt__rquery_pollfd(const dt_rquery_t *q, struct pollfd *pfd);
 dt_deadline_t dt__rquery_deadline(const dt_rquery_t *q);
@@ -122,7 +165,6 @@ typedef struct {
   char name[DT_NAME_BUFSIZE];
   int cand[DT_MAX_CANDIDATES];
   size_t ncand, icand;
-  dt_rquery_t q[2];
   bool used[2];
   dt_answer_t *answers[2]; /* positive answers of the settled candidate */
   dt_deadline_t deadline;
@@ -130,12 +172,16 @@ typedef struct {
   dt_status_t fail;
   bool done;
   dt_status_t status;
+  dt_udp_share_t share;
+  /* Last: set up by dt__rquery_start, not zeroed with the rest. */
+  dt_rquery_t q[2];
 } dt_lookup_t;
 
 dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r, const char *name,
                              int family, unsigned flags,
                              dt_deadline_t deadline);
-/* Fills up to 2 pollfds; returns how many. */
+/* Fills up to 2 pollfds (each question waits on one descriptor at most,
+ * the shared socket counted once); returns how many. */
 size_t dt__lookup_pollfds(const dt_lookup_t *l, struct pollfd *pfd);
 dt_deadline_t dt__lookup_deadline(const dt_lookup_t *l);
 void dt__lookup_process(dt_lookup_t *l, const struct pollfd *pfd, size_t n);
@@ -150,6 +196,9 @@ void dt__lookup_cleanup(dt_lookup_t *l);
 dt_status_t dt__lookup_run(dt_lookup_t *l);
 bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,
                      size_t max, size_t *n, dt_status_t *st);
+/* Turns a copy of a cached answer into what a reader sees: remaining TTLs,
+ * from_cache and stale set, no server. */
+void dt__answer_from_hit(dt_answer_t *a, const dt_cache_hit_t *hit);
 /* Writes the A/AAAA records of an answer as addresses; returns how many. */
 size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max);
 

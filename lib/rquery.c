@@ -1,6 +1,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -69,11 +73,14 @@ static void absolve(dt_rquery_t *q, size_t s) {
   pthread_mutex_unlock(&r->lock);
 }
 
+static void flight_end(dt_rquery_t *q, const dt_answer_t *a);
+
 static void finish(dt_rquery_t *q, dt_status_t st) {
   if (q->active) {
     dt__exchange_close(&q->ex);
     q->active = false;
   }
+  flight_end(q, NULL);
   q->done = true;
   q->status = q->best != NULL ? DT_OK : st;
 }
@@ -96,7 +103,13 @@ static void next_candidate(dt_rquery_t *q);
 static void start_try(dt_rquery_t *q);
 
 /* The current candidate ended without a final reply from any server. */
+static bool serve_stale(dt_rquery_t *q);
+
 static void candidate_failed(dt_rquery_t *q, dt_status_t st) {
+  flight_end(q, q->cand_fail);
+  if (serve_stale(q)) {
+    return;
+  }
   if (q->cand_fail != NULL) {
     /* Every server answered SERVFAIL-like: glibc moves on in the search
      * list; remember the reply in case nothing better comes. */
@@ -142,9 +155,23 @@ static void start_try(dt_rquery_t *q) {
       return;
     }
     dt_server_t *s = &r->servers[q->server];
-    st = dt__exchange_start(&q->ex, (struct sockaddr *)&s->addr, s->len,
-                            q->tcp ? DT_TRANSPORT_TCP : DT_TRANSPORT_UDP,
-                            q->query, q->qlen, &r->ex);
+    dt_udp_share_t *sh = q->share;
+    if (!q->tcp && sh != NULL && (sh->fd < 0 || sh->server == q->server)) {
+      st = DT_OK;
+      if (sh->fd < 0) {
+        st = dt__udp_open((struct sockaddr *)&s->addr, s->len, &sh->fd);
+        sh->server = q->server;
+      }
+      if (st == DT_OK) {
+        st = dt__exchange_start_on(&q->ex, sh->fd,
+                                   (struct sockaddr *)&s->addr, s->len,
+                                   q->query, q->qlen, &r->ex);
+      }
+    } else {
+      st = dt__exchange_start(&q->ex, (struct sockaddr *)&s->addr, s->len,
+                              q->tcp ? DT_TRANSPORT_TCP : DT_TRANSPORT_UDP,
+                              q->query, q->qlen, &r->ex);
+    }
     if (st == DT_OK) {
       q->active = true;
       q->try_deadline = dt__deadline_min(
@@ -166,6 +193,9 @@ static void start_try(dt_rquery_t *q) {
   }
 }
 
+static bool cache_answer(dt_rquery_t *q);
+static bool flight_join(dt_rquery_t *q);
+
 static void start_candidate(dt_rquery_t *q) {
   dt_status_t st = dt__candidate_name(q->r, q->name, q->cand[q->icand],
                                       q->qname, sizeof(q->qname));
@@ -173,6 +203,11 @@ static void start_candidate(dt_rquery_t *q) {
     /* name + domain too long: that candidate does not exist */
     next_candidate(q);
     return;
+  }
+  if (q->r->cache != NULL && !(q->flags & DT_QUERY_NOCACHE)) {
+    if (cache_answer(q) || flight_join(q)) {
+      return;
+    }
   }
   order_servers(q);
   q->tryno = 0;
@@ -220,16 +255,20 @@ dt_status_t dt__candidate_name(const dt_resolver_t *r, const char *name,
 
 dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r, const char *name,
                              uint16_t qtype, unsigned flags,
-                             dt_deadline_t deadline) {
+                             dt_deadline_t deadline, dt_udp_share_t *share) {
   char norm[DT_NAME_BUFSIZE];
   dt_status_t st = dt_name_normalize(name, norm, sizeof(norm));
   if (st != DT_OK) {
     return st == DT_ENAMETOOLONG ? DT_EBADNAME : st;
   }
-  /* One memset keeps every field defined; its cost is nothing next to a
-   * network round trip. */
-  memset(q, 0, sizeof(*q));
+  /* Every field is defined, but the exchange's receive buffer is left as
+   * it is: the exchange sets up its own state when it starts. */
+  memset(q, 0, offsetof(dt_rquery_t, ex));
   q->ex.fd = -1;
+  q->ex.borrowed = false;
+  q->ex.tcp_buf = NULL;
+  q->ex.state = DT_EX_IDLE;
+  q->share = share;
   q->r = r;
   q->qtype = qtype;
   q->flags = flags;
@@ -242,12 +281,23 @@ dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r, const char *name,
   return DT_OK;
 }
 
+int dt__rquery_fd(const dt_rquery_t *q) {
+  if (q->done) {
+    return -1;
+  }
+  if (q->waiting) {
+    return q->flight->pipe[0];
+  }
+  return q->active ? dt__exchange_fd(&q->ex) : -1;
+}
+
 bool dt__rquery_pollfd(const dt_rquery_t *q, struct pollfd *pfd) {
-  if (q->done || !q->active) {
+  int fd = dt__rquery_fd(q);
+  if (fd < 0) {
     return false;
   }
-  pfd->fd = dt__exchange_fd(&q->ex);
-  pfd->events = dt__exchange_events(&q->ex);
+  pfd->fd = fd;
+  pfd->events = q->waiting ? POLLIN : dt__exchange_events(&q->ex);
   pfd->revents = 0;
   return true;
 }
@@ -257,7 +307,7 @@ dt_deadline_t dt__rquery_deadline(const dt_rquery_t *q) {
   if (q->done) {
     return never;
   }
-  return q->active ? q->try_deadline : q->deadline;
+  return q->active && !q->waiting ? q->try_deadline : q->deadline;
 }
 
 /* A reply matched the current try. */
@@ -304,6 +354,13 @@ static void on_reply(dt_rquery_t *q) {
   a->server_len = s->len;
   a->transport = q->tcp ? DT_TRANSPORT_TCP : DT_TRANSPORT_UDP;
   absolve(q, q->server);
+  if (head.rcode == DT_RCODE_NOERROR || head.rcode == DT_RCODE_NXDOMAIN) {
+    if (q->r->cache != NULL && !(q->flags & DT_QUERY_NOCACHE)) {
+      /* Out of memory here costs a future hit, not this answer. */
+      (void)dt__cache_put(q->r->cache, q->qname, q->qtype, 1, a, NULL);
+    }
+    flight_end(q, a);
+  }
 
   switch (head.rcode) {
   case DT_RCODE_NOERROR:
@@ -332,7 +389,13 @@ static void on_reply(dt_rquery_t *q) {
   }
 }
 
+static void flight_wait_process(dt_rquery_t *q);
+
 void dt__rquery_process(dt_rquery_t *q, short revents) {
+  if (q->waiting) {
+    flight_wait_process(q);
+    return;
+  }
   if (q->done || !q->active) {
     return;
   }
@@ -361,6 +424,34 @@ void dt__rquery_process(dt_rquery_t *q, short revents) {
   }
 }
 
+bool dt__rquery_on_share(const dt_rquery_t *q) {
+  return !q->done && !q->waiting && q->active && q->ex.borrowed &&
+         q->ex.state == DT_EX_UDP_WAIT;
+}
+
+bool dt__rquery_offer_datagram(dt_rquery_t *q, const uint8_t *pkt, size_t len,
+                               bool truncated, dt_match_t *why) {
+  if (!dt__rquery_on_share(q)) {
+    *why = DT_MATCH_ID;
+    return false;
+  }
+  *why = dt__wire_match(pkt, len, q->ex.out + 2, q->ex.qlen);
+  if (*why != DT_MATCH_OK) {
+    return false;
+  }
+  dt__exchange_deliver(&q->ex, pkt, len, truncated);
+  on_reply(q);
+  return true;
+}
+
+void dt__rquery_share_failed(dt_rquery_t *q, dt_status_t st) {
+  if (!dt__rquery_on_share(q)) {
+    return;
+  }
+  penalise(q, q->server);
+  advance(q, st);
+}
+
 dt_status_t dt__rquery_take(dt_rquery_t *q, dt_answer_t **out) {
   if (!q->done) {
     return DT_EINVAL;
@@ -378,8 +469,247 @@ void dt__rquery_cleanup(dt_rquery_t *q) {
     dt__exchange_close(&q->ex);
     q->active = false;
   }
+  flight_end(q, NULL);
   dt_answer_free(q->best);
   q->best = NULL;
   dt_answer_free(q->cand_fail);
   q->cand_fail = NULL;
+}
+
+/* ---- cache and coalescing ------------------------------------------------ */
+
+/* A copy of a cached answer as a reader sees it: remaining TTLs, never the
+ * stored ones, and no record outliving its entry. */
+static void age_answer(dt_answer_t *a, const dt_cache_hit_t *hit) {
+  dt__answer_age(a, hit->elapsed_s);
+  dt_rr_t *rrs[2] = {(dt_rr_t *)(uintptr_t)a->answer,
+                     (dt_rr_t *)(uintptr_t)a->authority};
+  size_t counts[2] = {a->nanswer, a->nauthority};
+  for (size_t k = 0; k < 2; k++) {
+    for (size_t i = 0; i < counts[k]; i++) {
+      if (hit->stale || rrs[k][i].ttl > hit->remaining_s) {
+        rrs[k][i].ttl = hit->remaining_s;
+      }
+    }
+  }
+  a->ttl = hit->remaining_s;
+  a->from_cache = true;
+  a->stale = hit->stale;
+  memset(&a->server, 0, sizeof(a->server));
+  a->server_len = 0;
+}
+
+typedef struct {
+  dt_answer_t *copy;
+  dt_status_t st;
+} clone_ctx_t;
+
+static void clone_hit(const dt_cache_hit_t *hit, void *ctx) {
+  clone_ctx_t *c = ctx;
+  c->st = dt__answer_clone(hit->answer, &c->copy);
+  if (c->st == DT_OK) {
+    age_answer(c->copy, hit);
+  }
+}
+
+void dt__answer_from_hit(dt_answer_t *a, const dt_cache_hit_t *hit) {
+  age_answer(a, hit);
+}
+
+/* Takes a final answer for the current candidate, as if a server had sent
+ * it: positive ends the question, negative moves the search on. */
+static void take_answer(dt_rquery_t *q, dt_answer_t *a) {
+  dt_status_t st = dt_answer_status(a);
+  if (st == DT_OK) {
+    offer(q, a, RANK_POSITIVE);
+    finish(q, DT_OK);
+  } else if (st == DT_ENODATA || st == DT_ENXDOMAIN) {
+    offer(q, a, st == DT_ENODATA ? RANK_NODATA : RANK_NXDOMAIN);
+    next_candidate(q);
+  } else {
+    offer(q, a, RANK_FAIL);
+    next_candidate(q);
+  }
+}
+
+/* Answers the current candidate from the cache; false on a miss. */
+static bool cache_answer(dt_rquery_t *q) {
+  clone_ctx_t c = {NULL, DT_OK};
+  if (dt__cache_get(q->r->cache, q->qname, q->qtype, 1, false, clone_hit, &c) ==
+      DT_CACHE_MISS) {
+    return false;
+  }
+  if (c.st != DT_OK) {
+    finish(q, c.st);
+    return true;
+  }
+  take_answer(q, c.copy);
+  return true;
+}
+
+/* RFC 8767: every server failed; an expired entry within the stale window
+ * is better than nothing. */
+static bool serve_stale(dt_rquery_t *q) {
+  if (q->r->cache == NULL || (q->flags & DT_QUERY_NOCACHE)) {
+    return false;
+  }
+  clone_ctx_t c = {NULL, DT_OK};
+  if (dt__cache_get(q->r->cache, q->qname, q->qtype, 1, true, clone_hit, &c) ==
+      DT_CACHE_MISS) {
+    return false;
+  }
+  if (c.st != DT_OK) {
+    finish(q, c.st);
+    return true;
+  }
+  dt_answer_free(q->cand_fail);
+  q->cand_fail = NULL;
+  take_answer(q, c.copy);
+  return true;
+}
+
+static size_t flight_key(const dt_rquery_t *q, uint8_t *key) {
+  key[0] = (uint8_t)(q->qtype >> 8);
+  key[1] = (uint8_t)q->qtype;
+  /* qname is valid: normalising it cannot fail for want of room. */
+  if (dt_name_normalize(q->qname, (char *)key + 2, DT_NAME_BUFSIZE) != DT_OK) {
+    return 0;
+  }
+  return 2 + strlen((char *)key + 2);
+}
+
+static void flight_free(dt_flight_t *f) {
+  if (f->pipe[0] >= 0) {
+    close(f->pipe[0]);
+    close(f->pipe[1]);
+  }
+  dt_answer_free(f->answer);
+  dt__free(f);
+}
+
+/* Either joins a flight for the same question (true: the machine now waits
+ * on its pipe) or registers this question as the leader of a new one
+ * (false: go ahead and ask). Any failure here just means no coalescing. */
+static bool flight_join(dt_rquery_t *q) {
+  dt_resolver_t *r = q->r;
+  uint8_t key[2 + DT_NAME_BUFSIZE];
+  size_t keylen = flight_key(q, key);
+  if (keylen == 0) {
+    return false;
+  }
+  dt_flight_t *f = NULL;
+  pthread_mutex_lock(&r->flight_lock);
+  HASH_FIND(hh, r->flights, key, keylen, f);
+  if (f != NULL) {
+    if (f->pipe[0] < 0 && pipe(f->pipe) != 0) {
+      f->pipe[0] = f->pipe[1] = -1;
+      pthread_mutex_unlock(&r->flight_lock);
+      return false;
+    }
+    if (f->pipe[0] >= 0) {
+      fcntl(f->pipe[0], F_SETFD, FD_CLOEXEC);
+      fcntl(f->pipe[1], F_SETFD, FD_CLOEXEC);
+    }
+    f->refs++;
+    q->flight = f;
+    q->waiting = true;
+    pthread_mutex_unlock(&r->flight_lock);
+    dt__cache_count_coalesced(r->cache);
+    return true;
+  }
+  f = dt__malloc(sizeof(*f));
+  if (f != NULL) {
+    memcpy(f->key, key, keylen);
+    f->keylen = keylen;
+    f->refs = 1;
+    f->done = false;
+    f->answer = NULL;
+    f->pipe[0] = f->pipe[1] = -1;
+    HASH_ADD(hh, r->flights, key, keylen, f);
+    if (DT_HASH_ADDED(f)) {
+      q->flight = f;
+    } else {
+      dt__free(f);
+    }
+  }
+  pthread_mutex_unlock(&r->flight_lock);
+  return false;
+}
+
+/* Lets go of the flight: a leader publishes its reply (or that it has none)
+ * and wakes the waiters; a waiter just leaves. The last one out frees it. */
+static void flight_end(dt_rquery_t *q, const dt_answer_t *a) {
+  dt_flight_t *f = q->flight;
+  if (f == NULL) {
+    return;
+  }
+  dt_resolver_t *r = q->r;
+  pthread_mutex_lock(&r->flight_lock);
+  if (!q->waiting && !f->done) {
+    f->done = true;
+    HASH_DELETE(hh, r->flights, f);
+    if (f->refs > 1 && a != NULL) {
+      /* Waiters read the cache first; this copy serves replies the cache
+       * does not keep (SERVFAIL, TTL 0). Without memory they ask again. */
+      (void)dt__answer_clone(a, &f->answer);
+    }
+    if (f->pipe[1] >= 0) {
+      ssize_t n;
+      do {
+        n = write(f->pipe[1], "", 1);
+      } while (n < 0 && errno == EINTR);
+    }
+  }
+  bool last = --f->refs == 0;
+  pthread_mutex_unlock(&r->flight_lock);
+  if (last) {
+    flight_free(f);
+  }
+  q->flight = NULL;
+  q->waiting = false;
+}
+
+/* A waiter's turn: the flight landed, or its own deadline passed. */
+static void flight_wait_process(dt_rquery_t *q) {
+  dt_resolver_t *r = q->r;
+  dt_flight_t *f = q->flight;
+  pthread_mutex_lock(&r->flight_lock);
+  bool landed = f->done;
+  dt_answer_t *copy = NULL;
+  dt_status_t st = DT_OK;
+  if (landed && f->answer != NULL) {
+    st = dt__answer_clone(f->answer, &copy);
+  }
+  pthread_mutex_unlock(&r->flight_lock);
+  if (!landed) {
+    if (dt__deadline_passed(&r->clock, q->deadline)) {
+      /* This waiter leaves alone; the leader and the others go on. */
+      flight_end(q, NULL);
+      finish(q, DT_ETIMEDOUT);
+    }
+    return;
+  }
+  flight_end(q, NULL);
+  if (st != DT_OK) {
+    finish(q, st);
+    return;
+  }
+  if (cache_answer(q)) {
+    dt_answer_free(copy);
+    return;
+  }
+  if (copy != NULL) {
+    take_answer(q, copy);
+    return;
+  }
+  /* The leader got no reply (or gave up early): one of the waiters leads
+   * the next flight, the others wait for it. */
+  if (flight_join(q)) {
+    return;
+  }
+  order_servers(q);
+  q->tryno = 0;
+  q->ntries = q->norder * (size_t)q->r->attempts;
+  q->tcp = (q->flags & DT_QUERY_TCP) != 0;
+  start_try(q);
 }

@@ -42,15 +42,12 @@ static void fail_close(dt_exchange_t *ex) {
   errno = saved;
 }
 
-dt_status_t dt__exchange_start(dt_exchange_t *ex, const struct sockaddr *server,
-                               socklen_t server_len, dt_transport_t transport,
-                               const uint8_t *query, size_t qlen,
-                               dt_ex_counters_t *counters) {
-  if (qlen < 12 || qlen > DT_WIRE_QUERY_MAX ||
-      server_len > sizeof(ex->server)) {
-    return DT_EINVAL;
-  }
+static void exchange_init(dt_exchange_t *ex, const struct sockaddr *server,
+                          socklen_t server_len, dt_transport_t transport,
+                          const uint8_t *query, size_t qlen,
+                          dt_ex_counters_t *counters) {
   ex->fd = -1;
+  ex->borrowed = false;
   ex->state = DT_EX_IDLE;
   ex->transport = transport;
   memcpy(&ex->server, server, server_len);
@@ -66,36 +63,105 @@ dt_status_t dt__exchange_start(dt_exchange_t *ex, const struct sockaddr *server,
   ex->tcp_need = 0;
   ex->reply = NULL;
   ex->reply_len = 0;
+}
 
-  int type = transport == DT_TRANSPORT_TCP ? SOCK_STREAM : SOCK_DGRAM;
-  ex->fd = socket(server->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (ex->fd < 0) {
+static dt_status_t udp_send(dt_exchange_t *ex) {
+  ssize_t n;
+  do {
+    n = send(ex->fd, ex->out + 2, ex->qlen, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)ex->qlen) {
+    return n < 0 ? dt_status_from_errno(errno) : DT_ESYS;
+  }
+  COUNT(ex, queries_udp);
+  ex->state = DT_EX_UDP_WAIT;
+  return DT_OK;
+}
+
+static dt_status_t open_connected(const struct sockaddr *server,
+                                  socklen_t server_len, int type, int *fd) {
+  *fd = socket(server->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (*fd < 0) {
     return dt_status_from_errno(errno);
   }
   /* connect() on UDP makes the kernel pick a random source port and drop
    * datagrams from other sources; we still check the source ourselves. */
-  if (connect(ex->fd, server, server_len) != 0 && errno != EINPROGRESS) {
+  if (connect(*fd, server, server_len) != 0 && errno != EINPROGRESS) {
     dt_status_t st = dt_status_from_errno(errno);
-    fail_close(ex);
+    int saved = errno;
+    close(*fd);
+    *fd = -1;
+    errno = saved;
+    return st;
+  }
+  return DT_OK;
+}
+
+dt_status_t dt__udp_open(const struct sockaddr *server, socklen_t server_len,
+                         int *fd) {
+  return open_connected(server, server_len, SOCK_DGRAM, fd);
+}
+
+dt_status_t dt__exchange_start(dt_exchange_t *ex, const struct sockaddr *server,
+                               socklen_t server_len, dt_transport_t transport,
+                               const uint8_t *query, size_t qlen,
+                               dt_ex_counters_t *counters) {
+  if (qlen < 12 || qlen > DT_WIRE_QUERY_MAX ||
+      server_len > sizeof(ex->server)) {
+    return DT_EINVAL;
+  }
+  exchange_init(ex, server, server_len, transport, query, qlen, counters);
+  dt_status_t st = open_connected(
+      server, server_len,
+      transport == DT_TRANSPORT_TCP ? SOCK_STREAM : SOCK_DGRAM, &ex->fd);
+  if (st != DT_OK) {
     return st;
   }
   if (transport == DT_TRANSPORT_UDP) {
-    ssize_t n;
-    do {
-      n = send(ex->fd, ex->out + 2, qlen, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)qlen) {
-      dt_status_t st = n < 0 ? dt_status_from_errno(errno) : DT_ESYS;
+    st = udp_send(ex);
+    if (st != DT_OK) {
       fail_close(ex);
-      return st;
     }
-    COUNT(ex, queries_udp);
-    ex->state = DT_EX_UDP_WAIT;
-  } else {
-    COUNT(ex, queries_tcp);
-    ex->state = DT_EX_TCP_CONNECT;
+    return st;
   }
+  COUNT(ex, queries_tcp);
+  ex->state = DT_EX_TCP_CONNECT;
   return DT_OK;
+}
+
+dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
+                                  const struct sockaddr *server,
+                                  socklen_t server_len, const uint8_t *query,
+                                  size_t qlen, dt_ex_counters_t *counters) {
+  if (qlen < 12 || qlen > DT_WIRE_QUERY_MAX ||
+      server_len > sizeof(ex->server)) {
+    return DT_EINVAL;
+  }
+  exchange_init(ex, server, server_len, DT_TRANSPORT_UDP, query, qlen,
+                counters);
+  ex->fd = fd;
+  ex->borrowed = true;
+  dt_status_t st = udp_send(ex);
+  if (st != DT_OK) {
+    dt__exchange_close(ex);
+  }
+  return st;
+}
+
+void dt__exchange_deliver(dt_exchange_t *ex, const uint8_t *pkt, size_t len,
+                          bool truncated) {
+  if (len > sizeof(ex->udp)) {
+    len = sizeof(ex->udp);
+    truncated = true;
+  }
+  memcpy(ex->udp, pkt, len);
+  if (truncated) {
+    ex->udp[2] |= 0x02; /* go to TCP, as for any datagram cut short */
+  }
+  COUNT(ex, replies_accepted);
+  ex->reply = ex->udp;
+  ex->reply_len = len;
+  ex->state = DT_EX_DONE;
 }
 
 int dt__exchange_fd(const dt_exchange_t *ex) {
@@ -257,7 +323,8 @@ dt_ex_result_t dt__exchange_process(dt_exchange_t *ex, short revents,
   *err = DT_OK;
   switch (ex->state) {
   case DT_EX_UDP_WAIT:
-    return udp_recv(ex, err);
+    /* A shared socket is read by its owner, who delivers. */
+    return ex->borrowed ? DT_EX_PENDING : udp_recv(ex, err);
   case DT_EX_TCP_CONNECT: {
     if (revents == 0) {
       return DT_EX_PENDING;
@@ -298,10 +365,11 @@ const uint8_t *dt__exchange_reply(const dt_exchange_t *ex, size_t *len) {
 }
 
 void dt__exchange_close(dt_exchange_t *ex) {
-  if (ex->fd >= 0) {
+  if (ex->fd >= 0 && !ex->borrowed) {
     close(ex->fd);
-    ex->fd = -1;
   }
+  ex->fd = -1;
+  ex->borrowed = false;
   dt__free(ex->tcp_buf);
   ex->tcp_buf = NULL;
   ex->reply = NULL;

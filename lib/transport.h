@@ -46,6 +46,7 @@ typedef struct {
 
 typedef struct {
   int fd;
+  bool borrowed; /* fd belongs to a shared socket: never read or closed here */
   dt_ex_state_t state;
   dt_transport_t transport;
   struct sockaddr_storage server;
@@ -73,6 +74,21 @@ dt_status_t dt__exchange_start(dt_exchange_t *ex, const struct sockaddr *server,
                                socklen_t server_len, dt_transport_t transport,
                                const uint8_t *query, size_t qlen,
                                dt_ex_counters_t *counters);
+/* Opens a non-blocking UDP socket connected to server (kernel-chosen
+ * random source port). */
+dt_status_t dt__udp_open(const struct sockaddr *server, socklen_t server_len,
+                         int *fd);
+/* Like dt__exchange_start over UDP, but sends on a socket the caller owns
+ * and reads: replies come in through dt__exchange_deliver. */
+dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
+                                  const struct sockaddr *server,
+                                  socklen_t server_len, const uint8_t *query,
+                                  size_t qlen, dt_ex_counters_t *counters);
+/* Hands a datagram the caller matched (dt__wire_match) to a borrowed-socket
+ * exchange; it becomes the reply. truncated: the datagram was longer than
+ * the caller's buffer (the reply gets TC, so the question moves to TCP). */
+void dt__exchange_deliver(dt_exchange_t *ex, const uint8_t *pkt, size_t len,
+                          bool truncated);
 int dt__exchange_fd(const dt_exchange_t *ex);
 /* POLLIN or POLLOUT: what the exchange waits for. */
 short dt__exchange_events(const dt_exchange_t *ex);

@@ -88,6 +88,8 @@ static int setup(void **state) {
   fakedns_add(srv, "txt.dig.test. 300 IN TXT \"quote \\\" and back\\\\slash\"");
   fakedns_add(srv, "dig.test. 300 IN SOA ns.dig.test. a.dig.test. 1 2 3 4 60");
   fakedns_add(srv, "1.2.0.192.in-addr.arpa. 300 IN PTR www.dig.test.");
+  fakedns_add(srv, "short.dig.test. 1 IN A 192.0.2.5");
+  fakedns_add(srv, "cached.dig.test. 300 IN A 192.0.2.6");
   fakedns_behaviour_t b;
   fakedns_behaviour_init(&b);
   b.black_hole = true;
@@ -181,6 +183,43 @@ static void test_json_and_repeats(void **state) {
   assert_non_null(strstr(out, "\"answers\":[]"));
 }
 
+/* Repeats within the TTL are cache hits; past it the name is asked again. */
+static void test_repeats_hit_the_cache(void **state) {
+  (void)state;
+  const char *args[] = {"@127.0.0.1", "-p",    port,     "-n",
+                        "3",          "+json", "+cache", "cached.dig.test",
+                        NULL};
+  assert_int_equal(run(out, sizeof(out), NULL, 0, args), 0);
+  assert_int_equal(
+      fakedns_count(srv, "cached.dig.test", DT_TYPE_A, FAKEDNS_UDP), 1);
+  char *first = strstr(out, "\"cache\":\"miss\"");
+  assert_non_null(first);
+  char *hit = strstr(first, "\"cache\":\"hit\"");
+  assert_non_null(hit);
+  assert_non_null(strstr(hit + 1, "\"cache\":\"hit\""));
+  assert_non_null(
+      strstr(out, "{\"cache_entries\":[{\"name\":\"cached.dig.test\""));
+
+  const char *text[] = {"@127.0.0.1",      "-p", port, "-n", "2",
+                        "cached.dig.test", NULL};
+  assert_int_equal(run(out, sizeof(out), NULL, 0, text), 0);
+  assert_non_null(strstr(out, ";; CACHE: hit"));
+  assert_non_null(strstr(out, ";; SERVER: cache"));
+
+  const char *past[] = {
+      "@127.0.0.1",     "-p", port, "-n", "2", "+interval=1100", "+short",
+      "short.dig.test", NULL};
+  assert_int_equal(run(out, sizeof(out), NULL, 0, past), 0);
+  assert_int_equal(fakedns_count(srv, "short.dig.test", DT_TYPE_A, FAKEDNS_UDP),
+                   2);
+  const char *nocache[] = {
+      "@127.0.0.1",      "-p", port, "-n", "2", "+nocache", "+short",
+      "cached.dig.test", NULL};
+  assert_int_equal(run(out, sizeof(out), NULL, 0, nocache), 0);
+  assert_int_equal(
+      fakedns_count(srv, "cached.dig.test", DT_TYPE_A, FAKEDNS_UDP), 4);
+}
+
 static void test_no_reply_exit_9(void **state) {
   (void)state;
   const char *args[] = {
@@ -234,6 +273,7 @@ int main(void) {
       cmocka_unit_test(test_default_output),
       cmocka_unit_test(test_short_and_reverse),
       cmocka_unit_test(test_json_and_repeats),
+      cmocka_unit_test(test_repeats_hit_the_cache),
       cmocka_unit_test(test_no_reply_exit_9),
       cmocka_unit_test(test_usage_errors),
   };

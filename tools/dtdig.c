@@ -35,7 +35,7 @@ typedef struct {
   long timeout_ms;
   long tries;
   long interval_ms;
-  bool tcp, short_out, json, nocache, search;
+  bool tcp, short_out, json, nocache, search, dump_cache;
 } dtdig_args_t;
 
 static void usage(FILE *fp) {
@@ -119,6 +119,8 @@ static bool parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
         a->nocache = true;
       } else if (strcmp(opt, "search") == 0) {
         a->search = true;
+      } else if (strcmp(opt, "cache") == 0) {
+        a->dump_cache = true;
       } else if (strncmp(opt, "timeout=", 8) == 0) {
         if (!parse_ulong(opt + 8, 1, 3600000, &v)) {
           snprintf(err, errlen, "bad %s (1-3600000 ms)", s);
@@ -327,6 +329,50 @@ static void print_noreply(const dtdig_args_t *args, const char *qname,
   printf(";; no reply for %s %s: %s\n", qname, tname, dt_strerror(st));
 }
 
+typedef struct {
+  bool json;
+  int n;
+} dump_ctx_t;
+
+static void dump_entry(const dt_cache_entry_t *e, void *ctx) {
+  dump_ctx_t *d = ctx;
+  char tbuf[32], rbuf[32];
+  const char *type = dt_type_tostr(e->type, tbuf, sizeof(tbuf));
+  const char *rcode = dt_rcode_tostr(e->rcode, rbuf, sizeof(rbuf));
+  if (d->json) {
+    printf("%s{\"name\":", d->n ? "," : "");
+    json_string(e->name);
+    printf(",\"type\":\"%s\",\"ttl\":%u,\"negative\":%s,\"stale\":%s,"
+           "\"status\":\"%s\",\"bytes\":%zu}",
+           type, (unsigned)e->remaining_s, e->negative ? "true" : "false",
+           e->stale ? "true" : "false", rcode, e->bytes);
+  } else {
+    printf(";%s.\t%u\t%s\t%s%s\t%zu bytes\n", e->name, (unsigned)e->remaining_s,
+           type,
+           e->negative ? (e->rcode == DT_RCODE_NXDOMAIN ? "NXDOMAIN" : "NODATA")
+                       : "answer",
+           e->stale ? " (stale)" : "", e->bytes);
+  }
+  d->n++;
+}
+
+static void dump_cache(dt_resolver_t *r, bool json) {
+  dump_ctx_t d = {json, 0};
+  dt_cache_stats_t st;
+  dt_cache_get_stats(r, &st);
+  if (json) {
+    printf("{\"cache_entries\":[");
+    dt_cache_list(r, dump_entry, &d);
+    printf("],\"hits\":%llu,\"misses\":%llu}\n", (unsigned long long)st.hits,
+           (unsigned long long)st.misses);
+    return;
+  }
+  printf(";; CACHE ENTRIES (%llu, %llu bytes; %llu hits, %llu misses):\n",
+         (unsigned long long)st.entries, (unsigned long long)st.bytes,
+         (unsigned long long)st.hits, (unsigned long long)st.misses);
+  dt_cache_list(r, dump_entry, &d);
+}
+
 static uint64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -437,6 +483,9 @@ int main(int argc, char **argv) {
       rc = EXIT_INTERNAL;
     }
     fflush(stdout);
+  }
+  if (args.dump_cache) {
+    dump_cache(r, args.json);
   }
   dt_resolver_free(r);
   return rc;

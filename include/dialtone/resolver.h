@@ -111,6 +111,24 @@ typedef struct {
   /** Test seam: a monotonic clock in microseconds (NULL: the system's). */
   uint64_t (*clock_us)(void *ctx);
   void *clock_ctx;
+  /** Keep answers for their TTL and answer repeats from memory (default
+   * true). Identical questions in flight at once share one query. */
+  bool cache;
+  /** Most answers kept (default 10000); the least recently used goes. */
+  size_t cache_max_entries;
+  /** Most bytes kept, entry overhead included (default 0: no limit). */
+  size_t cache_max_bytes;
+  /** Clamps on positive answers' lifetimes, seconds (default 0, 86400). */
+  uint32_t cache_min_ttl;
+  uint32_t cache_max_ttl;
+  /** Clamps on negative answers' lifetimes, seconds (default 0, 3600). */
+  uint32_t cache_neg_min_ttl;
+  uint32_t cache_neg_max_ttl;
+  /** RFC 8767: when every server fails, answer from an expired entry of
+   * at most stale_window_s ago, with TTL 30 and marked stale (default
+   * false, 86400 s). */
+  bool serve_stale;
+  uint32_t stale_window_s;
 } dt_resolver_opts_t;
 
 /** Sets every option to its default. */
@@ -246,6 +264,59 @@ typedef struct {
 /** Copies the counters; consistent per field, not across fields. */
 DT_EXTERN void dt_resolver_get_stats(dt_resolver_t *r,
                                      dt_resolver_stats_t *out);
+
+/**
+ * Like dt_resolver_query(), but the answer is built in caller storage, so a
+ * cache hit costs no allocation.
+ *
+ * @param buf     storage for the answer, aligned to 8 bytes; it must stay
+ *                alive as long as *out is used. Nothing to free.
+ * @param buflen  in: the size of buf; out on DT_ETOOBIG: the size needed.
+ * @param out     set on DT_OK to the answer inside buf.
+ * @return as dt_resolver_query(), plus DT_ETOOBIG when buf is too small
+ *         (call again with *buflen bytes) and DT_EINVAL for a misaligned
+ *         buf.
+ */
+DT_EXTERN dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
+                                             uint16_t type, unsigned flags,
+                                             int timeout_ms, void *buf,
+                                             size_t *buflen,
+                                             const dt_answer_t **out);
+
+/** Cache counters since the resolver was created, and its size now. */
+typedef struct {
+  uint64_t hits;         /**< questions answered from the cache */
+  uint64_t misses;       /**< questions that had to be asked */
+  uint64_t expired;      /**< entries dropped because their TTL ran out */
+  uint64_t evicted;      /**< entries dropped to stay within the bounds */
+  uint64_t stale_served; /**< expired answers served (serve_stale) */
+  uint64_t coalesced;    /**< questions that waited for another's query */
+  uint64_t entries;      /**< entries now */
+  uint64_t bytes;        /**< bytes now, overhead included */
+} dt_cache_stats_t;
+
+/** Copies the cache counters (all zero when the cache is off). */
+DT_EXTERN void dt_cache_get_stats(dt_resolver_t *r, dt_cache_stats_t *out);
+
+/** Removes every cached answer (name NULL) or those of one name. */
+DT_EXTERN void dt_cache_flush(dt_resolver_t *r, const char *name);
+
+/** One cache entry as dt_cache_list() shows it. Borrowed for the call. */
+typedef struct {
+  const char *name; /**< normalised: lower case, no trailing dot */
+  uint16_t type;
+  uint16_t qclass;
+  uint32_t remaining_s; /**< remaining TTL */
+  bool negative;        /**< NXDOMAIN or NODATA */
+  bool stale;           /**< expired, kept for serve-stale */
+  int rcode;
+  size_t bytes;
+} dt_cache_entry_t;
+
+/** Calls visit for every entry; visit must not call back into r. */
+DT_EXTERN void
+dt_cache_list(dt_resolver_t *r,
+              void (*visit)(const dt_cache_entry_t *e, void *ctx), void *ctx);
 
 /** "A", "AAAA", "TYPE65534"...: the type's mnemonic, into buf. */
 DT_EXTERN const char *dt_type_tostr(uint16_t type, char *buf, size_t len);
