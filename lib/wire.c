@@ -371,15 +371,30 @@ size_t dt__answer_size(const dt_answer_t *a) {
   return n;
 }
 
-dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out) {
-  if (a == NULL || out == NULL) {
+/* Every block starts with a dt_answer_t; callers' buffers must be aligned
+ * for it. 8 bytes is what the header promises, so check it holds here. */
+#define COPY_ALIGN 8
+
+struct answer_align {
+  char c;
+  dt_answer_t a;
+};
+
+/* Fails to compile where dt_answer_t needs more than COPY_ALIGN. */
+typedef char answer_align_ok[COPY_ALIGN % offsetof(struct answer_align, a) == 0
+                                 ? 1
+                                 : -1];
+
+dt_status_t dt__answer_copy_into(const dt_answer_t *a, void *buf, size_t len,
+                                 dt_answer_t **out) {
+  if (a == NULL || buf == NULL || out == NULL ||
+      (uintptr_t)buf % COPY_ALIGN != 0) {
     return DT_EINVAL;
   }
-  size_t size = dt__answer_size(a);
-  uint8_t *block = dt__malloc(size);
-  if (block == NULL) {
-    return DT_ENOMEM;
+  if (len < dt__answer_size(a)) {
+    return DT_ETOOBIG;
   }
+  uint8_t *block = buf;
   dt_answer_t *c = (dt_answer_t *)block;
   *c = *a;
   dt_rr_t *rrs = (dt_rr_t *)(block + rrs_offset());
@@ -389,7 +404,9 @@ dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out) {
   c->canonical = put_str(&cur, a->canonical);
   for (size_t i = 0; i < n; i++) {
     rrs[i] = i < a->nanswer ? a->answer[i] : a->authority[i - a->nanswer];
-    rrs[i].rdata = put_bytes(&cur, rrs[i].rdata, rrs[i].rdlength);
+    rrs[i].rdata = rrs[i].rdata != NULL
+                       ? put_bytes(&cur, rrs[i].rdata, rrs[i].rdlength)
+                       : NULL;
     rrs[i].owner = put_str(&cur, rrs[i].owner);
     rrs[i].data = put_str(&cur, rrs[i].data);
   }
@@ -397,6 +414,23 @@ dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out) {
   c->authority = a->nauthority > 0 ? rrs + a->nanswer : NULL;
   *out = c;
   return DT_OK;
+}
+
+dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out) {
+  if (a == NULL || out == NULL) {
+    return DT_EINVAL;
+  }
+  size_t size = dt__answer_size(a);
+  /* malloc's alignment suits any object, so copy_into cannot refuse it. */
+  void *block = dt__malloc(size);
+  if (block == NULL) {
+    return DT_ENOMEM;
+  }
+  dt_status_t ret = dt__answer_copy_into(a, block, size, out);
+  if (ret != DT_OK) {
+    dt__free(block);
+  }
+  return ret;
 }
 
 void dt__answer_age(dt_answer_t *a, uint32_t elapsed_s) {

@@ -72,6 +72,14 @@ dt_status_t dt__wire_parse(const uint8_t *pkt, size_t len, dt_answer_t **out);
 
 /* Copies an answer into one new allocation (pointers relocated). */
 dt_status_t dt__answer_clone(const dt_answer_t *a, dt_answer_t **out);
+/* Copies an answer into caller storage, laid out as dt__answer_clone lays
+ * out its block: buf must be 8-byte aligned, must not overlap a, and needs
+ * dt__answer_size(a) bytes. *out (which is buf) is set only on DT_OK; its
+ * pointers point into buf, so it lives as long as buf and is never passed
+ * to dt_answer_free. DT_OK, DT_ETOOBIG (len too small, buf untouched),
+ * DT_EINVAL (a NULL argument or buf misaligned). */
+dt_status_t dt__answer_copy_into(const dt_answer_t *a, void *buf, size_t len,
+                                 dt_answer_t **out);
 /* Bytes the answer's block occupies (for cache memory limits). */
 size_t dt__answer_size(const dt_answer_t *a);
 /* Subtracts elapsed seconds from every TTL in the answer (floor 0). */

@@ -1305,6 +1305,82 @@ static void test_clone_size_age(void **state) {
   dt_answer_free(c);
 }
 
+/* Copies into caller storage: the resolver's way of handing out cache hits
+ * without allocating. */
+static void test_copy_into(void **state) {
+  (void)state;
+  dt_answer_t *a = sample_answer();
+  size_t size = dt__answer_size(a);
+  /* uint64_t storage gives the 8-byte alignment the contract asks for. */
+  uint64_t store[256];
+  assert_true(size + 8 <= sizeof(store));
+  uint8_t *buf = (uint8_t *)store;
+  dt_answer_t *c = NULL;
+
+  assert_int_equal(dt__answer_copy_into(NULL, buf, size, &c), DT_EINVAL);
+  assert_int_equal(dt__answer_copy_into(a, NULL, size, &c), DT_EINVAL);
+  assert_int_equal(dt__answer_copy_into(a, buf, size, NULL), DT_EINVAL);
+  for (size_t off = 1; off < 8; off++) {
+    assert_int_equal(dt__answer_copy_into(a, buf + off, size, &c), DT_EINVAL);
+  }
+  /* Too small: refused, and the buffer is left as it was. */
+  memset(buf, 0xa5, sizeof(store));
+  assert_int_equal(dt__answer_copy_into(a, buf, size - 1, &c), DT_ETOOBIG);
+  assert_int_equal(dt__answer_copy_into(a, buf, 0, &c), DT_ETOOBIG);
+  assert_null(c);
+  for (size_t i = 0; i < sizeof(store); i++) {
+    assert_int_equal(buf[i], 0xa5);
+  }
+
+  /* Exactly dt__answer_size bytes are enough, and nothing past them is
+   * written. */
+  dt__alloc_reset_counts();
+  assert_int_equal(dt__answer_copy_into(a, buf, size, &c), DT_OK);
+  assert_int_equal(dt__alloc_count(), 0);
+  assert_ptr_equal(c, buf);
+  for (size_t i = size; i < sizeof(store); i++) {
+    assert_int_equal(buf[i], 0xa5);
+  }
+  assert_int_equal(dt__answer_size(c), size);
+  dt_answer_free(a); /* the copy must not lean on the original */
+  assert_true(inside(c->qname, buf, size));
+  assert_true(inside(c->canonical, buf, size));
+  assert_true(inside(c->answer, buf, size));
+  assert_string_equal(c->qname, "www.test.");
+  assert_string_equal(c->canonical, "a.test.");
+  assert_int_equal(c->nanswer, 3);
+  for (size_t i = 0; i < c->nanswer; i++) {
+    assert_true(inside(c->answer[i].owner, buf, size));
+    assert_true(inside(c->answer[i].data, buf, size));
+    assert_true(inside(c->answer[i].rdata, buf, size));
+  }
+  assert_string_equal(c->answer[1].data, "192.0.2.1");
+  assert_int_equal(c->ttl, 100);
+
+  /* A copy of a copy, into a bigger buffer, is the same answer. */
+  uint64_t store2[300];
+  dt_answer_t *d = NULL;
+  assert_int_equal(dt__answer_copy_into(c, store2, sizeof(store2), &d), DT_OK);
+  assert_int_equal(dt__answer_size(d), size);
+  assert_string_equal(d->answer[2].data, "192.0.2.2");
+  assert_true(inside(d->answer[2].data, store2, size));
+
+  /* Absent strings and RDATA stay absent. */
+  const dt_rr_t au[] = {{"test.", DT_TYPE_SOA, 1, 90, NULL, 0, NULL}};
+  dt_answer_t h;
+  memset(&h, 0, sizeof(h));
+  h.qname = "x.test.";
+  h.rcode = DT_RCODE_NXDOMAIN;
+  h.authority = au;
+  h.nauthority = 1;
+  assert_int_equal(dt__answer_copy_into(&h, store, sizeof(store), &c), DT_OK);
+  assert_null(c->canonical);
+  assert_null(c->answer);
+  assert_null(c->authority[0].rdata);
+  assert_null(c->authority[0].data);
+  assert_string_equal(c->authority[0].owner, "test.");
+}
+
 /* ---- text ---------------------------------------------------------------- */
 
 static void test_type_str(void **state) {
@@ -1407,6 +1483,7 @@ int main(void) {
       cmocka_unit_test(test_parse_alloc_failures),
       cmocka_unit_test(test_answer_by_hand),
       cmocka_unit_test(test_clone_size_age),
+      cmocka_unit_test(test_copy_into),
       cmocka_unit_test(test_type_str),
       cmocka_unit_test(test_rcode_str),
       cmocka_unit_test(test_rr_str),
