@@ -198,7 +198,7 @@ typedef struct {
   size_t n;
   uint64_t digest;
   struct {
-    char name[64];
+    char name[256]; /* any normal form without escapes */
     dt_cache_entry_info_t info;
   } e[64];
 } listing_t;
@@ -653,6 +653,75 @@ static void test_keys(void **state) {
            a_record("a\\.b.example.", 100, "192.0.2.4"));
   assert_int_equal(remaining(&fx, "A\\046B.example.", DT_TYPE_A), 100);
   assert_int_equal(remaining(&fx, "a.b.example", DT_TYPE_A), -1);
+  fx_close(&fx);
+}
+
+/* Whatever path builds a key, its name is dt_name_normalize's normal form,
+ * and a name it rejects is rejected. */
+static void test_key_forms(void **state) {
+  (void)state;
+  char l63[64], l64[65], n253[254], n254[255], n253dot[255];
+  memset(l63, 'x', 63);
+  l63[63] = '\0';
+  memset(l64, 'x', 64);
+  l64[64] = '\0';
+  /* 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 characters. */
+  snprintf(n253, sizeof(n253), "%s.%s.%s.%.61s", l63, l63, l63, l63);
+  assert_int_equal(strlen(n253), 253);
+  snprintf(n254, sizeof(n254), "%s.%s.%s.%.62s", l63, l63, l63, l63);
+  snprintf(n253dot, sizeof(n253dot), "%s.", n253);
+  const char *names[] = {"a",
+                         "A",
+                         "a.",
+                         "A.B.C.",
+                         "Host-1_x.Example.COM",
+                         "*.wild.test",
+                         "a!#$%&'()*+,/:;<=>?@[]^`{|}~\"Z.test",
+                         l63,
+                         l64,
+                         n253,
+                         n254,
+                         n253dot,
+                         "",
+                         ".",
+                         "..",
+                         ".a",
+                         "a..b",
+                         "a.b..",
+                         "a b.test",
+                         "a\\.b",
+                         "a\\066C",
+                         "A\\Z.test",
+                         "a\\",
+                         "\xc3\xa9T\xc3\xa9.test",
+                         "a\t.test",
+                         "x.\x7f",
+                         "a\\000.test"};
+  fx_t fx;
+  fx_init(&fx);
+  fx_open(&fx);
+  dt_answer_t *a = a_record("x.test.", 100, "192.0.2.1");
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    char want[DT_NAME_BUFSIZE];
+    dt_status_t norm = dt_name_normalize(names[i], want, sizeof(want));
+    dt_status_t st = dt__cache_put(fx.c, names[i], DT_TYPE_A, IN, a, NULL);
+    if (norm != DT_OK) {
+      assert_int_equal(st, DT_EBADNAME);
+      continue;
+    }
+    assert_int_equal(st, DT_OK);
+    listing_t l;
+    list(&fx, &l);
+    assert_int_equal(l.n, 1);
+    if (strlen(want) < sizeof(l.e[0].name)) {
+      assert_string_equal(l.e[0].name, want);
+    }
+    assert_int_equal(look(&fx, want, DT_TYPE_A, false, NULL), DT_CACHE_HIT);
+    assert_int_equal(look(&fx, names[i], DT_TYPE_A, false, NULL), DT_CACHE_HIT);
+    dt__cache_flush(fx.c, names[i]);
+    assert_int_equal(stats(&fx).entries, 0);
+  }
+  dt_answer_free(a);
   fx_close(&fx);
 }
 
@@ -1440,6 +1509,7 @@ int main(void) {
       cmocka_unit_test(test_negative),
       cmocka_unit_test(test_clamps),
       cmocka_unit_test(test_keys),
+      cmocka_unit_test(test_key_forms),
       cmocka_unit_test(test_stored_answer_shape),
       cmocka_unit_test(test_lru_order),
       cmocka_unit_test(test_byte_limit),
