@@ -238,8 +238,8 @@ static void share_read(dt_lookup_t *l) {
                                                : &r->ex.dropped_malformed;
       __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
     }
-    if (l->share.fd < 0 || (!dt__rquery_on_share(&l->q[0]) &&
-                            !dt__rquery_on_share(&l->q[1]))) {
+    if (l->share.fd < 0 ||
+        (!dt__rquery_on_share(&l->q[0]) && !dt__rquery_on_share(&l->q[1]))) {
       return; /* nobody is listening any more */
     }
   }

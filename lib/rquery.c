@@ -163,9 +163,8 @@ static void start_try(dt_rquery_t *q) {
         sh->server = q->server;
       }
       if (st == DT_OK) {
-        st = dt__exchange_start_on(&q->ex, sh->fd,
-                                   (struct sockaddr *)&s->addr, s->len,
-                                   q->query, q->qlen, &r->ex);
+        st = dt__exchange_start_on(&q->ex, sh->fd, (struct sockaddr *)&s->addr,
+                                   s->len, q->query, q->qlen, &r->ex);
       }
     } else {
       st = dt__exchange_start(&q->ex, (struct sockaddr *)&s->addr, s->len,

@@ -168,13 +168,19 @@ static void test_json_and_repeats(void **state) {
     /* Quotes and backslashes of the data are escaped for JSON. */
     assert_non_null(strstr(
         line, "\"data\":\"\\\"quote \\\\\\\" and back\\\\\\\\slash\\\"\""));
-    assert_non_null(strstr(line, "\"cache\":\"miss\""));
+    /* The first is asked; the repeats are answered by the cache. */
+    if (lines == 1) {
+      assert_non_null(strstr(line, "\"cache\":\"miss\""));
+      assert_non_null(strstr(line, "\"server\":\"127.0.0.1#"));
+    } else {
+      assert_non_null(strstr(line, "\"cache\":\"hit\""));
+      assert_non_null(strstr(line, "\"server\":\"cache\""));
+    }
     assert_non_null(strstr(line, "\"time_us\":"));
-    assert_non_null(strstr(line, "\"server\":\"127.0.0.1#"));
   }
   assert_int_equal(lines, 3);
   assert_int_equal(fakedns_count(srv, "txt.dig.test", DT_TYPE_TXT, FAKEDNS_UDP),
-                   3);
+                   1);
 
   const char *fail[] = {"@127.0.0.1",    "-p", port, "+json",
                         "fail.dig.test", NULL};

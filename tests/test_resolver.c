@@ -108,6 +108,7 @@ static dt_resolver_t *resolver_with(const char *const *servers, size_t n,
   o.servers = servers;
   o.nservers = n;
   o.hosts = "";
+  o.cache = false; /* the query engine itself; the cache has its own tests */
   o.timeout_ms = timeout_ms;
   o.attempts = attempts;
   dt_resolver_t *r = NULL;
@@ -458,6 +459,7 @@ static void test_failed_server_recovers(void **state) {
   o.servers = s;
   o.nservers = 2;
   o.hosts = "";
+  o.cache = false; /* the query engine itself; the cache has its own tests */
   o.timeout_ms = 500;
   o.attempts = 1;
   o.server_penalty_ms = 5000;
@@ -561,6 +563,7 @@ static void test_search_list_and_ndots(void **state) {
   o.servers = s;
   o.nservers = 1;
   o.hosts = "";
+  o.cache = false; /* the query engine itself; the cache has its own tests */
   o.search = search;
   o.nsearch = 2;
   o.ndots = 1;
@@ -693,6 +696,7 @@ static void test_rotate(void **state) {
   o.servers = s;
   o.nservers = 2;
   o.hosts = "";
+  o.cache = false; /* the query engine itself; the cache has its own tests */
   o.rotate = true;
   dt_resolver_t *r = NULL;
   assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
@@ -803,6 +807,7 @@ static void test_literals_and_bad_input(void **state) {
     o.servers = &bad_servers[i];
     o.nservers = 1;
     o.hosts = "";
+    o.cache = false; /* the query engine itself; the cache has its own tests */
     dt_resolver_t *bad = NULL;
     assert_int_equal(dt_resolver_new(&o, &bad), DT_EINVAL);
     assert_null(bad);
@@ -959,6 +964,7 @@ static void test_out_of_memory(void **state) {
   o.servers = s;
   o.nservers = 1;
   o.hosts = "";
+  o.cache = false; /* the query engine itself; the cache has its own tests */
   for (uint64_t n = 1;; n++) {
     dt_resolver_t *r = NULL;
     dt__alloc_fail_at(n);
