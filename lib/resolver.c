@@ -35,6 +35,7 @@ void dt_resolver_opts_init(dt_resolver_opts_t *opts) {
   opts->cache_neg_max_ttl = 3600;
   opts->serve_stale = false;
   opts->stale_window_s = 86400;
+  opts->prefetch = false;
 }
 
 /* "ADDR", "ADDR:PORT", "[V6]:PORT", "V6" and "V6%scope" (port 53 unless
@@ -197,7 +198,8 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
   if (r == NULL) {
     return DT_ENOMEM;
   }
-  bool lock_ok = false, rw_ok = false, reload_ok = false, flight_ok = false;
+  bool lock_ok = false, rw_ok = false, reload_ok = false, flight_ok = false,
+       prefetch_ok = false;
   r->clock.now_us = opts->clock_us;
   r->clock.ctx = opts->clock_ctx;
   r->timeout_ms = 2000;
@@ -315,6 +317,11 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     goto done;
   }
   flight_ok = true;
+  if (pthread_mutex_init(&r->prefetch_lock, NULL) != 0) {
+    st = DT_ESYS;
+    goto done;
+  }
+  prefetch_ok = true;
 
   if (opts->cache) {
     dt_cache_config_t cc;
@@ -327,6 +334,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     cc.neg_max_s = opts->cache_neg_max_ttl;
     cc.serve_stale = opts->serve_stale;
     cc.stale_window_s = opts->stale_window_s;
+    cc.prefetch = opts->prefetch;
     cc.clock = r->clock;
     st = dt__cache_new(&cc, &r->cache);
     if (st != DT_OK) {
@@ -355,6 +363,9 @@ done:
   dt__free(conf);
   if (st != DT_OK) {
     dt__cache_free(r->cache);
+    if (prefetch_ok) {
+      pthread_mutex_destroy(&r->prefetch_lock);
+    }
     if (flight_ok) {
       pthread_mutex_destroy(&r->flight_lock);
     }
@@ -381,6 +392,13 @@ void dt_resolver_free(dt_resolver_t *r) {
   if (r == NULL) {
     return;
   }
+  for (size_t i = 0; i < DT_PREFETCH_SLOTS; i++) {
+    if (r->prefetch[i] != NULL) {
+      dt__rquery_cleanup(r->prefetch[i]);
+      dt__free(r->prefetch[i]);
+    }
+  }
+  pthread_mutex_destroy(&r->prefetch_lock);
   dt__cache_free(r->cache);
   pthread_mutex_destroy(&r->flight_lock);
   pthread_mutex_destroy(&r->hosts_reload);
@@ -423,6 +441,7 @@ dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name, uint16_t type,
   if (r == NULL || name == NULL || out == NULL) {
     return DT_EINVAL;
   }
+  dt__prefetch_poll(r);
   dt_rquery_t *q = dt__malloc(sizeof(*q));
   if (q == NULL) {
     return DT_ENOMEM;
@@ -478,11 +497,13 @@ typedef struct {
   size_t need;
   const dt_answer_t *out;
   dt_status_t st;
+  bool prefetch;
 } into_ctx_t;
 
 static void copy_hit(const dt_cache_hit_t *hit, void *ctx) {
   into_ctx_t *c = ctx;
   dt_answer_t *a = NULL;
+  c->prefetch = hit->prefetch_due;
   c->need = dt__answer_size(hit->answer);
   c->st = dt__answer_copy_into(hit->answer, c->buf, c->len, &a);
   if (c->st == DT_OK) {
@@ -502,6 +523,7 @@ dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
   if ((uintptr_t)buf % 8 != 0) {
     return DT_EINVAL;
   }
+  dt__prefetch_poll(r);
   if (r->cache != NULL && !(flags & DT_QUERY_NOCACHE)) {
     /* The hit path: the first candidate name answered from the cache,
      * straight into buf. Anything else takes the full machine. */
@@ -510,9 +532,13 @@ dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
     size_t n = dt__candidates(r, name, flags, cand);
     if (n > 0 &&
         dt__candidate_name(r, name, cand[0], qname, sizeof(qname)) == DT_OK) {
-      into_ctx_t c = {buf, *buflen, 0, NULL, DT_OK};
-      if (dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c) !=
-              DT_CACHE_MISS &&
+      into_ctx_t c = {buf, *buflen, 0, NULL, DT_OK, false};
+      dt_cache_result_t res =
+          dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c);
+      if (c.prefetch) {
+        dt__prefetch_start(r, qname, type);
+      }
+      if (res != DT_CACHE_MISS &&
           (n == 1 || (c.st == DT_OK && dt_answer_status(c.out) == DT_OK))) {
         if (c.st == DT_ETOOBIG) {
           *buflen = c.need;
@@ -545,10 +571,12 @@ typedef struct {
   dt_addr_t *addrs;
   size_t max, n;
   dt_status_t st;
+  bool prefetch;
 } addrs_ctx_t;
 
 static void addrs_hit(const dt_cache_hit_t *hit, void *ctx) {
   addrs_ctx_t *c = ctx;
+  c->prefetch = hit->prefetch_due;
   c->st = dt_answer_status(hit->answer);
   if (c->st == DT_OK) {
     size_t k = dt__answer_addrs(hit->answer, c->addrs + c->n, c->max - c->n);
@@ -574,15 +602,19 @@ static bool lookup_from_cache(dt_resolver_t *r, const char *host, int family,
     if (dt__candidate_name(r, host, cand[c], qname, sizeof(qname)) != DT_OK) {
       continue;
     }
-    addrs_ctx_t ctx = {addrs, max, 0, DT_OK};
+    addrs_ctx_t ctx = {addrs, max, 0, DT_OK, false};
     bool negative = true;
     for (size_t i = 0; i < 2; i++) {
       if (family != AF_UNSPEC && family != families[i]) {
         continue;
       }
+      ctx.prefetch = false;
       if (dt__cache_get(r->cache, qname, types[i], 1, false, addrs_hit, &ctx) ==
           DT_CACHE_MISS) {
         return false;
+      }
+      if (ctx.prefetch) {
+        dt__prefetch_start(r, qname, types[i]);
       }
       if (ctx.st == DT_OK) {
         negative = false;
@@ -695,6 +727,7 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
       (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)) {
     return DT_EINVAL;
   }
+  dt__prefetch_poll(r);
   dt_addr_t lit;
   if (parse_literal(host, &lit)) {
     if (family != AF_UNSPEC && family != lit.addr.ss_family) {

@@ -26,6 +26,10 @@ typedef struct {
   uint32_t failures;
 } dt_server_t;
 
+/* Internal question flag: skip the cache when reading, fill it as usual. */
+#define DT__QUERY_REFRESH (1u << 15)
+#define DT_PREFETCH_SLOTS 4
+
 /* A question on the wire that identical questions wait for instead of
  * sending their own (coalescing). Guarded by the resolver's flight_lock;
  * freed when the last of leader and waiters lets go. */
@@ -67,6 +71,11 @@ struct dt_resolver {
   } hosts_id;
 
   dt_cache_t *cache; /* NULL when caching is off */
+  /* Refresh queries started by hits near expiry (prefetch); advanced with
+   * a zero-timeout poll by whichever call comes next. */
+  pthread_mutex_t prefetch_lock;
+  struct dt_rquery *prefetch[DT_PREFETCH_SLOTS];
+  unsigned prefetching; /* atomic: slots in use */
   pthread_mutex_t flight_lock;
   dt_flight_t *flights;
 
@@ -88,7 +97,7 @@ typedef struct {
  * as-is if not yet tried; an absolute name only as-is. */
 #define DT_MAX_CANDIDATES (DT_CONF_MAX_SEARCH + 1)
 
-typedef struct {
+typedef struct dt_rquery {
   dt_resolver_t *r;
   uint16_t qtype;
   unsigned flags;
@@ -196,6 +205,10 @@ void dt__lookup_cleanup(dt_lookup_t *l);
 dt_status_t dt__lookup_run(dt_lookup_t *l);
 bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,
                      size_t max, size_t *n, dt_status_t *st);
+/* Starts a refresh of (name, type) in a free prefetch slot, if any. */
+void dt__prefetch_start(dt_resolver_t *r, const char *name, uint16_t type);
+/* Advances refresh queries without waiting; cheap when there are none. */
+void dt__prefetch_poll(dt_resolver_t *r);
 /* Turns a copy of a cached answer into what a reader sees: remaining TTLs,
  * from_cache and stale set, no server. */
 void dt__answer_from_hit(dt_answer_t *a, const dt_cache_hit_t *hit);

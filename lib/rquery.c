@@ -203,7 +203,8 @@ static void start_candidate(dt_rquery_t *q) {
     next_candidate(q);
     return;
   }
-  if (q->r->cache != NULL && !(q->flags & DT_QUERY_NOCACHE)) {
+  if (q->r->cache != NULL &&
+      !(q->flags & (DT_QUERY_NOCACHE | DT__QUERY_REFRESH))) {
     if (cache_answer(q) || flight_join(q)) {
       return;
     }
@@ -501,10 +502,12 @@ static void age_answer(dt_answer_t *a, const dt_cache_hit_t *hit) {
 typedef struct {
   dt_answer_t *copy;
   dt_status_t st;
+  bool prefetch;
 } clone_ctx_t;
 
 static void clone_hit(const dt_cache_hit_t *hit, void *ctx) {
   clone_ctx_t *c = ctx;
+  c->prefetch = hit->prefetch_due;
   c->st = dt__answer_clone(hit->answer, &c->copy);
   if (c->st == DT_OK) {
     age_answer(c->copy, hit);
@@ -533,10 +536,13 @@ static void take_answer(dt_rquery_t *q, dt_answer_t *a) {
 
 /* Answers the current candidate from the cache; false on a miss. */
 static bool cache_answer(dt_rquery_t *q) {
-  clone_ctx_t c = {NULL, DT_OK};
+  clone_ctx_t c = {NULL, DT_OK, false};
   if (dt__cache_get(q->r->cache, q->qname, q->qtype, 1, false, clone_hit, &c) ==
       DT_CACHE_MISS) {
     return false;
+  }
+  if (c.prefetch) {
+    dt__prefetch_start(q->r, q->qname, q->qtype);
   }
   if (c.st != DT_OK) {
     finish(q, c.st);
@@ -552,7 +558,7 @@ static bool serve_stale(dt_rquery_t *q) {
   if (q->r->cache == NULL || (q->flags & DT_QUERY_NOCACHE)) {
     return false;
   }
-  clone_ctx_t c = {NULL, DT_OK};
+  clone_ctx_t c = {NULL, DT_OK, false};
   if (dt__cache_get(q->r->cache, q->qname, q->qtype, 1, true, clone_hit, &c) ==
       DT_CACHE_MISS) {
     return false;
@@ -711,4 +717,64 @@ static void flight_wait_process(dt_rquery_t *q) {
   q->ntries = q->norder * (size_t)q->r->attempts;
   q->tcp = (q->flags & DT_QUERY_TCP) != 0;
   start_try(q);
+}
+
+/* ---- prefetch ---------------------------------------------------------- */
+
+void dt__prefetch_start(dt_resolver_t *r, const char *name, uint16_t type) {
+  if (pthread_mutex_trylock(&r->prefetch_lock) != 0) {
+    return; /* someone else is at it; this hit just does not prefetch */
+  }
+  for (size_t i = 0; i < DT_PREFETCH_SLOTS; i++) {
+    if (r->prefetch[i] != NULL) {
+      continue;
+    }
+    dt_rquery_t *q = dt__malloc(sizeof(*q));
+    if (q == NULL) {
+      break;
+    }
+    int64_t budget = (int64_t)r->timeout_ms * r->attempts;
+    char absolute[DT_NAME_BUFSIZE + 1];
+    size_t n = strlen(name);
+    memcpy(absolute, name, n);
+    absolute[n] = '.';
+    absolute[n + 1] = '\0';
+    if (dt__rquery_start(q, r, absolute, type,
+                         DT__QUERY_REFRESH | DT_QUERY_NOSEARCH,
+                         dt__deadline_in(&r->clock, budget), NULL) != DT_OK) {
+      dt__free(q);
+      break;
+    }
+    r->prefetch[i] = q;
+    __atomic_add_fetch(&r->prefetching, 1, __ATOMIC_RELAXED);
+    break;
+  }
+  pthread_mutex_unlock(&r->prefetch_lock);
+}
+
+void dt__prefetch_poll(dt_resolver_t *r) {
+  if (__atomic_load_n(&r->prefetching, __ATOMIC_RELAXED) == 0 ||
+      pthread_mutex_trylock(&r->prefetch_lock) != 0) {
+    return;
+  }
+  for (size_t i = 0; i < DT_PREFETCH_SLOTS; i++) {
+    dt_rquery_t *q = r->prefetch[i];
+    if (q == NULL) {
+      continue;
+    }
+    struct pollfd pfd;
+    short revents = 0;
+    if (dt__rquery_pollfd(q, &pfd) && poll(&pfd, 1, 0) > 0) {
+      revents = pfd.revents;
+    }
+    dt__rquery_process(q, revents);
+    if (q->done) {
+      /* The reply, if any, is in the cache now. */
+      dt__rquery_cleanup(q);
+      dt__free(q);
+      r->prefetch[i] = NULL;
+      __atomic_sub_fetch(&r->prefetching, 1, __ATOMIC_RELAXED);
+    }
+  }
+  pthread_mutex_unlock(&r->prefetch_lock);
 }

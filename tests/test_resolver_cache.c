@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -323,6 +324,53 @@ static void test_serve_stale(void **state) {
   }
 }
 
+/* A hit near expiry sends a refresh without waiting for it; a later call
+ * takes the reply in, and the name never misses. */
+static void test_prefetch(void **state) {
+  (void)state;
+  const char *s[] = {addr};
+  dt_resolver_opts_t o;
+  dt_resolver_opts_init(&o);
+  o.servers = s;
+  o.nservers = 1;
+  o.hosts = "";
+  o.prefetch = true;
+  o.clock_us = fake_clock;
+  dt_resolver_t *r = NULL;
+  assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
+  dt_answer_t *a = NULL;
+  assert_int_equal(dt_resolver_query(r, "www.c.test", DT_TYPE_A, 0, -1, &a),
+                   DT_OK);
+  dt_answer_free(a);
+  fake_now += 200 * 1000000ull; /* not yet in the last 10% */
+  assert_int_equal(dt_resolver_query(r, "www.c.test", DT_TYPE_A, 0, -1, &a),
+                   DT_OK);
+  dt_answer_free(a);
+  assert_int_equal(asked("www.c.test", DT_TYPE_A), 1);
+  fake_now += 80 * 1000000ull; /* 280 s of 300 */
+  uint64_t t0 = dt__now_us();
+  assert_int_equal(dt_resolver_query(r, "www.c.test", DT_TYPE_A, 0, -1, &a),
+                   DT_OK);
+  assert_true(a->from_cache);
+  assert_int_equal(a->ttl, 20);
+  dt_answer_free(a);
+  assert_true(dt__now_us() - t0 < 100000); /* the hit did not wait */
+  assert_int_equal(fakedns_wait(srv, "www.c.test", DT_TYPE_A, 2, 2000), DT_OK);
+  uint32_t ttl = 0;
+  for (int i = 0; i < 200 && ttl < 250; i++) {
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(
+        dt_resolver_query(r, "www.c.test", DT_TYPE_A, 0, -1, &a), DT_OK);
+    assert_true(a->from_cache);
+    ttl = a->ttl;
+    dt_answer_free(a);
+  }
+  assert_true(ttl >= 250);
+  assert_int_equal(asked("www.c.test", DT_TYPE_A), 2);
+  dt_resolver_free(r);
+}
+
 typedef struct {
   int entries;
   bool saw_www;
@@ -393,6 +441,7 @@ int main(void) {
       cmocka_unit_test_setup(test_hit_allocates_nothing, reset),
       cmocka_unit_test_setup(test_coalescing, reset),
       cmocka_unit_test_setup(test_serve_stale, reset),
+      cmocka_unit_test_setup(test_prefetch, reset),
       cmocka_unit_test_setup(test_flush_and_list, reset),
   };
   return cmocka_run_group_tests_name("resolver_cache", tests, setup, teardown);

@@ -129,6 +129,10 @@ typedef struct {
    * false, 86400 s). */
   bool serve_stale;
   uint32_t stale_window_s;
+  /** A hit in the last 10% of an entry's TTL sends a refresh query at once
+   * without waiting for it; the reply is taken in by later calls on the
+   * resolver, so popular names do not miss (default false). */
+  bool prefetch;
 } dt_resolver_opts_t;
 
 /** Sets every option to its default. */
