@@ -238,8 +238,11 @@ static void share_read(dt_lookup_t *l) {
                                                : &r->ex.dropped_malformed;
       __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
     }
-    if (l->share.fd < 0 ||
-        (!dt__rquery_on_share(&l->q[0]) && !dt__rquery_on_share(&l->q[1]))) {
+    bool listening = false;
+    for (size_t i = 0; i < 2; i++) {
+      listening = listening || (l->used[i] && dt__rquery_on_share(&l->q[i]));
+    }
+    if (l->share.fd < 0 || !listening) {
       return; /* nobody is listening any more */
     }
   }
