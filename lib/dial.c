@@ -26,9 +26,26 @@ static dt_dial_lookup_t *lookup_rec(dt__dial_t *m, int i) {
   return i == V6 ? &m->rep->aaaa : &m->rep->a;
 }
 
+/* The clock is read once per step of the machine (start, process, feed,
+ * abort): every time stamp and deadline of a step uses that reading, so
+ * what happens in one step happens at one time, and a literal dial costs
+ * two clock reads rather than a dozen. */
+static void tick(dt__dial_t *m) {
+  m->now = dt__clock_us(m->clock);
+}
+
 static uint64_t since(const dt__dial_t *m) {
-  uint64_t t = dt__clock_us(m->clock);
-  return t > m->t0 ? t - m->t0 : 0;
+  return m->now > m->t0 ? m->now - m->t0 : 0;
+}
+
+/* ms (not negative) after the step's time. */
+static dt_deadline_t after(const dt__dial_t *m, int64_t ms) {
+  dt_deadline_t d = {m->now + (uint64_t)ms * 1000u};
+  return d;
+}
+
+static bool passed(const dt__dial_t *m, dt_deadline_t d) {
+  return d.at_us != DT_DEADLINE_NEVER && m->now >= d.at_us;
 }
 
 static dt_status_t status_of(int err) {
@@ -45,7 +62,7 @@ static void close_fd(const dt__dial_t *m, int fd) {
 /* ---- trace ---------------------------------------------------------- */
 
 static void emit(const dt__dial_t *m, dt_dial_event_t *ev) {
-  ev->time_us = dt__clock_us(m->clock);
+  ev->time_us = m->now;
   ev->elapsed_us = ev->time_us > m->t0 ? ev->time_us - m->t0 : 0;
   ev->host = m->host;
   m->d->o.trace(ev, m->d->o.trace_ctx);
@@ -253,7 +270,7 @@ static void attempt_run(dt__dial_t *m, size_t i) {
     return;
   }
   if (d->o.attempt_timeout_ms > 0) {
-    l->limit = dt__deadline_in(m->clock, d->o.attempt_timeout_ms);
+    l->limit = after(m, d->o.attempt_timeout_ms);
   }
   if (family == AF_UNIX) {
     unix_connect(m, i);
@@ -284,7 +301,7 @@ static void attempt_start(dt__dial_t *m, const struct sockaddr *sa,
   m->live[i].fd = -1;
   m->started = true;
   m->kick = false;
-  m->next_at = dt__deadline_in(m->clock, m->d->o.attempt_delay_ms);
+  m->next_at = after(m, m->d->o.attempt_delay_ms);
   emit_attempt(m, DT_DIAL_EV_ATTEMPT_START, i);
   attempt_run(m, i);
 }
@@ -300,7 +317,7 @@ static void unix_connect(dt__dial_t *m, size_t i) {
   }
   int e = errno;
   if (e == EAGAIN || e == EWOULDBLOCK) {
-    l->retry = dt__deadline_in(m->clock, l->backoff_ms);
+    l->retry = after(m, l->backoff_ms);
     l->backoff_ms = l->backoff_ms * 2 > UNIX_BACKOFF_MAX_MS
                         ? UNIX_BACKOFF_MAX_MS
                         : l->backoff_ms * 2;
@@ -491,9 +508,9 @@ static bool gate_open(dt__dial_t *m) {
   }
   if (!m->delay_armed) {
     m->delay_armed = true;
-    m->delay_ends = dt__deadline_in(m->clock, m->d->o.resolution_delay_ms);
+    m->delay_ends = after(m, m->d->o.resolution_delay_ms);
   }
-  return dt__deadline_passed(m->clock, m->delay_ends);
+  return passed(m, m->delay_ends);
 }
 
 /* Starts what may start now, and ends the dial when nothing is left. */
@@ -505,8 +522,7 @@ static void advance(dt__dial_t *m) {
     }
     /* One attempt at a time: the next waits for the attempt delay unless
      * one failed; never a burst of SYNs. */
-    if (m->ninflight > 0 && !m->kick &&
-        !dt__deadline_passed(m->clock, m->next_at)) {
+    if (m->ninflight > 0 && !m->kick && !passed(m, m->next_at)) {
       break;
     }
     m->addrs[k].tag |= TAG_TRIED;
@@ -521,11 +537,11 @@ static void advance(dt__dial_t *m) {
 
 static void check_timers(dt__dial_t *m) {
   for (size_t i = 0; i < m->rep->nattempts; i++) {
-    if (m->live[i].fd >= 0 && dt__deadline_passed(m->clock, m->live[i].limit)) {
+    if (m->live[i].fd >= 0 && passed(m, m->live[i].limit)) {
       attempt_end(m, i, DT_ETIMEDOUT, ETIMEDOUT, NULL);
     }
   }
-  if (dt__deadline_passed(m->clock, m->deadline)) {
+  if (passed(m, m->deadline)) {
     close_live(m, DT_ETIMEDOUT, ETIMEDOUT);
     finish(m, aggregate(m, true));
   }
@@ -585,10 +601,10 @@ dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
   memset(m->rep, 0, offsetof(dt_dial_report_t, attempts));
   m->rep->winner = -1;
   m->rep->family = AF_UNSPEC;
-  m->t0 = dt__clock_us(m->clock);
+  tick(m);
+  m->t0 = m->now;
   m->rep->start_us = m->t0;
-  m->deadline =
-      dt__deadline_in(m->clock, timeout_ms < 0 ? d->o.timeout_ms : timeout_ms);
+  m->deadline = after(m, timeout_ms < 0 ? d->o.timeout_ms : timeout_ms);
 
   if (strncmp(host, "unix:", 5) == 0) {
     return start_unix(m, host + 5);
@@ -657,6 +673,7 @@ void dt__dial_feed(dt__dial_t *m, int family, const dt_addr_t *addrs, size_t n,
   if (!m->want[i]) {
     return;
   }
+  tick(m);
   add_family(m, i, addrs, n, st, source);
   advance(m);
 }
@@ -719,6 +736,7 @@ void dt__dial_process(dt__dial_t *m, const struct pollfd *pfd, size_t n) {
   if (m->done) {
     return;
   }
+  tick(m);
   if (m->lookup != NULL) {
     dt__lookup_process(m->lookup, pfd, n);
     ingest(m);
@@ -729,7 +747,7 @@ void dt__dial_process(dt__dial_t *m, const struct pollfd *pfd, size_t n) {
       continue;
     }
     if (l->retry.at_us != DT_DEADLINE_NEVER) {
-      if (dt__deadline_passed(m->clock, l->retry)) {
+      if (passed(m, l->retry)) {
         unix_connect(m, i);
       }
       continue;
@@ -759,6 +777,7 @@ void dt__dial_abort(dt__dial_t *m, dt_status_t st) {
   if (m->done) {
     return;
   }
+  tick(m);
   close_live(m, DT_ECANCELED, 0);
   finish(m, st);
 }

@@ -55,6 +55,7 @@ typedef struct {
   uint16_t port;
   unsigned flags;
   uint64_t t0;
+  uint64_t now; /* the clock at the current step */
   dt_deadline_t deadline;
   dt_dial_report_t *rep; /* the caller's, or own */
 
