@@ -186,8 +186,9 @@ typedef struct {
 
 /** What the lookup of one family did during a dial. */
 typedef struct {
-  bool asked;         /**< a question left (false for literals, Unix paths, the
-                           hosts file and a family the options exclude) */
+  /** Looked up (hosts file, cache or DNS); false for literals, Unix paths
+   * and a family the options exclude. */
+  bool asked;
   bool done;          /**< its answer was in before the dial ended */
   dt_status_t status; /**< DT_OK with addresses, else why not */
   size_t naddrs;      /**< addresses it brought */
@@ -236,8 +237,10 @@ typedef struct {
  *         DT_ETIMEDOUT (nothing answered in time), DT_EHOSTUNREACH,
  *         DT_ENETUNREACH, DT_EMFILE, ... from the attempts; DT_ENXDOMAIN,
  *         DT_ENODATA, DT_ESERVFAIL, DT_ETIMEDOUT, ... from the lookup when
- *         it found no address; DT_EBADNAME; DT_ENAMETOOLONG for a Unix
- *         path longer than sun_path; DT_EINVAL; DT_ENOMEM.
+ *         it found no address; DT_EAFNOSUPPORT when every address is of
+ *         a family the dialer's family or bind_addr excludes; DT_EBADNAME;
+ *         DT_ENAMETOOLONG for a Unix path longer than sun_path; DT_EINVAL;
+ *         DT_ENOMEM.
  */
 DT_EXTERN dt_status_t dt_dial(dt_dialer_t *d, const char *host, uint16_t port,
                               int timeout_ms, int *fd,
