@@ -908,7 +908,7 @@ static void test_sockopt_failure(void **state) {
 }
 
 typedef struct {
-  char lines[32][96];
+  char lines[32][256];
   size_t n;
 } trace_t;
 
@@ -921,7 +921,7 @@ static void on_event(const dt_dial_event_t *ev, void *ctx) {
   assert_string_equal(ev->host, "dual.test");
   assert_int_equal(ev->time_us, F.now);
   if (t->n < 32) {
-    snprintf(t->lines[t->n++], 96, "%llu %s %d %s %s %s %zu",
+    snprintf(t->lines[t->n++], sizeof(t->lines[0]), "%llu %s %d %s %s %s %zu",
              (unsigned long long)(ev->elapsed_us / MS),
              dt_dial_event_tostr(ev->type), ev->family, addr,
              dt_status_name(ev->status), dt_dial_source_tostr(ev->source),
