@@ -103,7 +103,9 @@ static uint64_t ready_at(const fsock_t *s) {
 }
 
 static void addr_text(const struct sockaddr *sa, char *buf, size_t len) {
-  if (sa->sa_family == AF_INET6) {
+  if (sa->sa_family == AF_UNIX) {
+    snprintf(buf, len, "unix");
+  } else if (sa->sa_family == AF_INET6) {
     inet_ntop(AF_INET6,
               &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
               (socklen_t)len);
