@@ -76,7 +76,7 @@ static void die(const char *what) {
   exit(1);
 }
 
-/* ---- listeners -------------------------------------------------------- */
+/* ---- listeners ----------------------------------------------------------- */
 
 typedef struct {
   int fd;
@@ -188,7 +188,7 @@ static void pair_close(pair_t *p) {
   close(p->stuck);
 }
 
-/* ---- part 1: fallback -------------------------------------------------- */
+/* ---- part 1: fallback ---------------------------------------------------- */
 
 typedef struct {
   const char *label;
@@ -400,7 +400,7 @@ static void fallback(FILE *out) {
           med > 250000 ? (med - 250000) / 1000.0 : 0.0);
 }
 
-/* ---- part 2: overhead of a literal dial ------------------------------- */
+/* ---- part 2: overhead of a literal dial ---------------------------------- */
 
 enum { RAW, RAW_TUNED, DT_BARE, DT_DEFAULT, NOVER };
 

@@ -59,7 +59,7 @@ static void close_fd(const dt__dial_t *m, int fd) {
   errno = saved;
 }
 
-/* ---- trace ---------------------------------------------------------- */
+/* ---- trace --------------------------------------------------------------- */
 
 static void emit(const dt__dial_t *m, dt_dial_event_t *ev) {
   ev->time_us = m->now;
@@ -102,7 +102,7 @@ static void emit_attempt(const dt__dial_t *m, dt_dial_event_type_t type,
   emit(m, &ev);
 }
 
-/* ---- ending ----------------------------------------------------------- */
+/* ---- ending -------------------------------------------------------------- */
 
 static void drop_lookup(dt__dial_t *m) {
   if (m->lookup != NULL) {
@@ -236,7 +236,7 @@ static void win(dt__dial_t *m, size_t i) {
   finish(m, DT_OK);
 }
 
-/* ---- attempts ----------------------------------------------------------- */
+/* ---- attempts ------------------------------------------------------------ */
 
 static void unix_connect(dt__dial_t *m, size_t i);
 
@@ -348,7 +348,7 @@ static void attempt_check(dt__dial_t *m, size_t i, short revents) {
   attempt_end(m, i, status_of(soerr), soerr, NULL);
 }
 
-/* ---- addresses ------------------------------------------------------ */
+/* ---- addresses ----------------------------------------------------------- */
 
 static bool has_family(const dt__dial_t *m, int family) {
   for (size_t k = 0; k < m->naddrs; k++) {
@@ -547,8 +547,7 @@ static void check_timers(dt__dial_t *m) {
   }
 }
 
-/* ---- the machine ----------------------------------------------------------
- */
+/* ---- the machine --------------------------------------------------------- */
 
 static dt_status_t start_unix(dt__dial_t *m, const char *path) {
   size_t n = strlen(path);

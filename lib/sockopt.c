@@ -19,7 +19,7 @@
 
 #include "sockopt.h"
 
-/* ---- the system's socket operations ------------------------------- */
+/* ---- the system's socket operations -------------------------------------- */
 
 static int sys_socket(void *ctx, int domain, int type, int protocol) {
   (void)ctx;
@@ -118,7 +118,7 @@ int dt__sock_open(const dt_sockops_t *ops, int family, int type) {
   return ops->socket(ops->ctx, family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 }
 
-/* ---- options ------------------------------------------------------ */
+/* ---- options ------------------------------------------------------------- */
 
 /* One setsockopt with an int value; on failure records which option. */
 static bool set_int(const dt_sockops_t *ops, int fd, int level, int name,
@@ -276,7 +276,7 @@ dt_status_t dt__sock_bind_local(const dt_sockops_t *ops, int fd,
 
 #undef SET
 
-/* ---- addresses ---------------------------------------------------- */
+/* ---- addresses ----------------------------------------------------------- */
 
 socklen_t dt__sockaddr_len(int family) {
   return family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)

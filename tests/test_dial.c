@@ -27,7 +27,7 @@
 #define MS 1000u
 #define NEVER UINT64_MAX
 
-/* ---- the fake network ------------------------------------------------- */
+/* ---- the fake network ---------------------------------------------------- */
 
 typedef enum {
   HANG = 0, /* SYN dropped: nothing ever happens */
@@ -381,7 +381,7 @@ static dt_dialer_t *default_dialer(void) {
   return dialer(&o);
 }
 
-/* ---- the feed driver ---------------------------------------------------- */
+/* ---- the feed driver ----------------------------------------------------- */
 
 typedef struct {
   unsigned at_ms;
@@ -475,8 +475,7 @@ static void expect_attempts(const dt_dial_report_t *r, const char *const *dst,
   }
 }
 
-/* ---- tests -----------------------------------------------------------------
- */
+/* ---- tests --------------------------------------------------------------- */
 
 static void test_literal(void **state) {
   (void)state;
