@@ -13,5 +13,8 @@
 #include "dialtone/common.h"
 #include "dialtone/name.h"
 #include "dialtone/resolver.h"
+#include "dialtone/sockopt.h"
+#include "dialtone/dial.h"
+#include "dialtone/listen.h"
 
 #endif

@@ -719,6 +719,28 @@ size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max) {
   return n;
 }
 
+dt__pre_t dt__resolver_hosts_or_literal(dt_resolver_t *r, const char *host,
+                                        int family, dt_addr_t *addrs,
+                                        size_t max, size_t *n) {
+  dt_addr_t lit;
+  *n = 0;
+  if (parse_literal(host, &lit)) {
+    if (max > 0 && (family == AF_UNSPEC || family == lit.addr.ss_family)) {
+      addrs[0] = lit;
+      *n = 1;
+    }
+    return DT__PRE_LITERAL;
+  }
+  if (r->hosts_path != NULL && max > 0) {
+    *n = hosts_answer(r, host, family, addrs, max);
+    if (*n > 0) {
+      ADD(r, hosts_hits);
+      return DT__PRE_HOSTS;
+    }
+  }
+  return DT__PRE_NONE;
+}
+
 dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
                                      int family, int timeout_ms,
                                      dt_addr_t *addrs, size_t max,

@@ -212,6 +212,19 @@ void dt__prefetch_poll(dt_resolver_t *r);
 /* Turns a copy of a cached answer into what a reader sees: remaining TTLs,
  * from_cache and stale set, no server. */
 void dt__answer_from_hit(dt_answer_t *a, const dt_cache_hit_t *hit);
+/* What dt_resolver_lookup_addrs consults before DNS, for the dialer, which
+ * drives the DNS part itself: an IP literal (DT__PRE_LITERAL, its address
+ * when it is of the family asked), else the hosts file (DT__PRE_HOSTS, IPv6
+ * first, counted as a hosts hit), else DT__PRE_NONE: ask DNS. host must be
+ * a valid name or literal. No I/O beyond the hosts file's reload check. */
+typedef enum {
+  DT__PRE_NONE = 0,
+  DT__PRE_LITERAL,
+  DT__PRE_HOSTS,
+} dt__pre_t;
+dt__pre_t dt__resolver_hosts_or_literal(dt_resolver_t *r, const char *host,
+                                        int family, dt_addr_t *addrs,
+                                        size_t max, size_t *n);
 /* Writes the A/AAAA records of an answer as addresses; returns how many. */
 size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max);
 
