@@ -233,10 +233,7 @@ static void share_read(dt_lookup_t *l) {
       }
     }
     if (!taken) {
-      uint64_t *c = why == DT_MATCH_ID         ? &r->ex.dropped_id
-                    : why == DT_MATCH_QUESTION ? &r->ex.dropped_question
-                                               : &r->ex.dropped_malformed;
-      __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+      dt__count_drop(&r->ex, why);
     }
     bool listening = false;
     for (size_t i = 0; i < 2; i++) {

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "name.h"
 #include "resolver_int.h"
+#include "sockopt.h"
 
 #define ADD(r, field) __atomic_add_fetch(&(r)->field, 1, __ATOMIC_RELAXED)
 #define LOAD(r, field) __atomic_load_n(&(r)->field, __ATOMIC_RELAXED)
@@ -82,43 +83,7 @@ static dt_status_t parse_server(const char *s, struct sockaddr_storage *ss,
       return DT_EINVAL;
     }
   }
-  memset(ss, 0, sizeof(*ss));
-  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)p);
-    *len = sizeof(*v4);
-    return DT_OK;
-  }
-  char *pct = strchr(host, '%');
-  if (pct != NULL) {
-    *pct = '\0';
-  }
-  if (inet_pton(AF_INET6, host, &v6->sin6_addr) != 1) {
-    return DT_EINVAL;
-  }
-  if (pct != NULL) {
-    unsigned idx = if_nametoindex(pct + 1);
-    if (idx == 0) {
-      char *end;
-      unsigned long n = strtoul(pct + 1, &end, 10);
-      if (pct[1] == '\0' || *end != '\0' || n > UINT_MAX) {
-        return DT_EINVAL;
-      }
-      idx = (unsigned)n;
-    }
-    v6->sin6_scope_id = idx;
-  }
-  v6->sin6_family = AF_INET6;
-  v6->sin6_port = htons((uint16_t)p);
-  *len = sizeof(*v6);
-  return DT_OK;
-}
-
-static socklen_t sockaddr_len(const struct sockaddr_storage *ss) {
-  return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                   : sizeof(struct sockaddr_in);
+  return dt__sockaddr_parse(host, (uint16_t)p, ss, len);
 }
 
 static void file_identity(dt_resolver_t *r, const struct stat *st) {
@@ -224,7 +189,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     }
     for (size_t i = 0; i < conf->nservers; i++) {
       r->servers[i].addr = conf->servers[i];
-      r->servers[i].len = sockaddr_len(&conf->servers[i]);
+      r->servers[i].len = dt__sockaddr_len(conf->servers[i].ss_family);
     }
     r->nservers = conf->nservers;
     if (conf->set & DT_CONF_SET_TIMEOUT) {

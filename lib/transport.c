@@ -36,6 +36,16 @@ bool dt__sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b) {
   return false;
 }
 
+void dt__count_drop(dt_ex_counters_t *c, dt_match_t why) {
+  if (c == NULL || why == DT_MATCH_OK) {
+    return;
+  }
+  uint64_t *n = why == DT_MATCH_ID         ? &c->dropped_id
+                : why == DT_MATCH_QUESTION ? &c->dropped_question
+                                           : &c->dropped_malformed;
+  __atomic_add_fetch(n, 1, __ATOMIC_RELAXED);
+}
+
 static void fail_close(dt_exchange_t *ex) {
   int saved = errno;
   dt__exchange_close(ex);
@@ -212,23 +222,15 @@ static dt_ex_result_t udp_recv(dt_exchange_t *ex, dt_status_t *err) {
       len = sizeof(ex->udp);
       ex->udp[2] |= 0x02;
     }
-    switch (dt__wire_match(ex->udp, len, ex->out + 2, ex->qlen)) {
-    case DT_MATCH_OK:
+    dt_match_t m = dt__wire_match(ex->udp, len, ex->out + 2, ex->qlen);
+    if (m == DT_MATCH_OK) {
       COUNT(ex, replies_accepted);
       ex->reply = ex->udp;
       ex->reply_len = len;
       ex->state = DT_EX_DONE;
       return DT_EX_REPLY;
-    case DT_MATCH_ID:
-      COUNT(ex, dropped_id);
-      break;
-    case DT_MATCH_QUESTION:
-      COUNT(ex, dropped_question);
-      break;
-    default:
-      COUNT(ex, dropped_malformed);
-      break;
     }
+    dt__count_drop(ex->counters, m);
   }
 }
 
@@ -306,13 +308,7 @@ static dt_ex_result_t tcp_recv(dt_exchange_t *ex, dt_status_t *err) {
         ex->state = DT_EX_DONE;
         return DT_EX_REPLY;
       }
-      if (m == DT_MATCH_ID) {
-        COUNT(ex, dropped_id);
-      } else if (m == DT_MATCH_QUESTION) {
-        COUNT(ex, dropped_question);
-      } else {
-        COUNT(ex, dropped_malformed);
-      }
+      dt__count_drop(ex->counters, m);
       ex->tcp_got = 0;
     }
   }

@@ -101,6 +101,9 @@ const uint8_t *dt__exchange_reply(const dt_exchange_t *ex, size_t *len);
 /* Closes the socket and frees buffers; safe to call twice. */
 void dt__exchange_close(dt_exchange_t *ex);
 
+/* Counts a datagram that matched no question, by why (dt__wire_match). */
+void dt__count_drop(dt_ex_counters_t *c, dt_match_t why);
+
 /* Equality of two socket addresses (family, address, port). */
 bool dt__sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
