@@ -571,16 +571,10 @@ static void entry_view(const entry_t *e, bool stale, dt_answer_t *v) {
   v->stale = stale;
 }
 
-dt_cache_result_t
-dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
-              bool allow_stale,
-              void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
-  if (c == NULL) {
-    return DT_CACHE_MISS;
-  }
-  ckey_t k;
-  bool valid = key_make(&k, name, type, qclass) == DT_OK;
-  shard_t *s = shard_of(c, valid ? k.hashv : 0);
+static dt_cache_result_t
+get_by_key(dt_cache_t *c, const ckey_t *kp, bool valid, bool allow_stale,
+           void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+  shard_t *s = shard_of(c, valid ? kp->hashv : 0);
   uint64_t now = dt__clock_us(&c->cfg.clock);
   entry_t *doomed = NULL;
   dt_cache_result_t res = DT_CACHE_MISS;
@@ -588,7 +582,7 @@ dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
   pthread_mutex_lock(&s->lock);
   entry_t *e = NULL;
   if (valid) {
-    HASH_FIND_BYHASHVALUE(hh, s->table, k.b, k.len, k.hashv, e);
+    HASH_FIND_BYHASHVALUE(hh, s->table, kp->b, kp->len, kp->hashv, e);
   }
   if (e != NULL) {
     uint64_t el = elapsed_us(e, now);
@@ -636,6 +630,37 @@ dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
   pthread_mutex_unlock(&s->lock);
   free_chain(doomed);
   return res;
+}
+
+dt_cache_result_t
+dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+              bool allow_stale,
+              void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+  if (c == NULL) {
+    return DT_CACHE_MISS;
+  }
+  ckey_t k;
+  bool valid = key_make(&k, name, type, qclass) == DT_OK;
+  return get_by_key(c, &k, valid, allow_stale, visit, ctx);
+}
+
+dt_cache_result_t
+dt__cache_get_normal(dt_cache_t *c, const char *norm, size_t len, uint16_t type,
+                     uint16_t qclass, bool allow_stale,
+                     void (*visit)(const dt_cache_hit_t *hit, void *ctx),
+                     void *ctx) {
+  if (c == NULL || len == 0 || len >= DT_NAME_BUFSIZE) {
+    return DT_CACHE_MISS;
+  }
+  ckey_t k;
+  k.b[0] = (uint8_t)(type >> 8);
+  k.b[1] = (uint8_t)type;
+  k.b[2] = (uint8_t)(qclass >> 8);
+  k.b[3] = (uint8_t)qclass;
+  memcpy(k.b + KEY_HEAD, norm, len + 1);
+  k.len = KEY_HEAD + len;
+  HASH_VALUE(k.b, k.len, k.hashv);
+  return get_by_key(c, &k, true, allow_stale, visit, ctx);
 }
 
 /* ---- maintenance ------------------------------------------------------------

@@ -136,7 +136,58 @@ static size_t format(const uint8_t *wire, char *out) {
   return o;
 }
 
+/* The common case, a name of printable characters without escapes, in one
+ * pass: its normal form is itself lower-cased without the trailing dot.
+ * Returns false (out untouched or partly written) for anything else,
+ * valid or not, which the general path then decides. */
+static bool normalize_plain(const char *name, char *out, size_t outlen,
+                            dt_status_t *st) {
+  size_t i = 0, label = 0;
+  for (;; i++) {
+    unsigned ch = (unsigned char)name[i];
+    if (ch == '\0') {
+      break;
+    }
+    if (ch == '.') {
+      if (label == 0) {
+        return false;
+      }
+      if (name[i + 1] == '\0') {
+        break;
+      }
+      label = 0;
+    } else if (ch < 0x21 || ch > 0x7e || ch == '\\' || ++label > 63) {
+      return false;
+    }
+    /* 253 characters without the trailing dot fill the 255-byte wire
+     * form exactly. */
+    if (i >= 253) {
+      return false;
+    }
+  }
+  if (i == 0) {
+    return false;
+  }
+  if (i >= outlen) {
+    *st = DT_ENAMETOOLONG;
+    return true;
+  }
+  for (size_t k = 0; k < i; k++) {
+    unsigned ch = (unsigned char)name[k];
+    out[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+  }
+  out[i] = '\0';
+  *st = DT_OK;
+  return true;
+}
+
 dt_status_t dt_name_normalize(const char *name, char *out, size_t outlen) {
+  if (name != NULL && out != NULL) {
+    dt_status_t fast;
+    if (normalize_plain(name, out, outlen, &fast)) {
+      return fast;
+    }
+  }
   uint8_t wire[DT_NAME_WIRE_MAX];
   size_t wlen;
   /* 4 characters per wire byte bounds any valid name below this size. */

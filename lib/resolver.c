@@ -499,7 +499,10 @@ dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
         dt__candidate_name(r, name, cand[0], qname, sizeof(qname)) == DT_OK) {
       into_ctx_t c = {buf, *buflen, 0, NULL, DT_OK, false};
       dt_cache_result_t res =
-          dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c);
+          cand[0] < 0
+              ? dt__cache_get_normal(r->cache, qname, strlen(qname), type, 1,
+                                     false, copy_hit, &c)
+              : dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c);
       if (c.prefetch) {
         dt__prefetch_start(r, qname, type);
       }
@@ -554,9 +557,9 @@ static void addrs_hit(const dt_cache_hit_t *hit, void *ctx) {
 
 /* Answers a lookup from the cache alone, allocating nothing: true when
  * every question of the search had an entry. */
-static bool lookup_from_cache(dt_resolver_t *r, const char *host, int family,
-                              dt_addr_t *addrs, size_t max, size_t *count,
-                              dt_status_t *status) {
+static bool lookup_from_cache(dt_resolver_t *r, const char *host,
+                              const char *norm, int family, dt_addr_t *addrs,
+                              size_t max, size_t *count, dt_status_t *status) {
   static const uint16_t types[2] = {DT_TYPE_AAAA, DT_TYPE_A};
   static const int families[2] = {AF_INET6, AF_INET};
   int cand[DT_MAX_CANDIDATES];
@@ -564,7 +567,13 @@ static bool lookup_from_cache(dt_resolver_t *r, const char *host, int family,
   size_t ncand = dt__candidates(r, host, 0, cand);
   bool nodata = false;
   for (size_t c = 0; c < ncand; c++) {
-    if (dt__candidate_name(r, host, cand[c], qname, sizeof(qname)) != DT_OK) {
+    size_t qlen = 0;
+    if (cand[c] < 0) {
+      /* As-is: the caller normalised it already. */
+      qlen = strlen(norm);
+      memcpy(qname, norm, qlen + 1);
+    } else if (dt__candidate_name(r, host, cand[c], qname, sizeof(qname)) !=
+               DT_OK) {
       continue;
     }
     addrs_ctx_t ctx = {addrs, max, 0, DT_OK, false};
@@ -574,8 +583,14 @@ static bool lookup_from_cache(dt_resolver_t *r, const char *host, int family,
         continue;
       }
       ctx.prefetch = false;
-      if (dt__cache_get(r->cache, qname, types[i], 1, false, addrs_hit, &ctx) ==
-          DT_CACHE_MISS) {
+      /* qname is in normal form either way; the as-is candidate skips
+       * folding the key again. */
+      dt_cache_result_t res =
+          cand[c] < 0 ? dt__cache_get_normal(r->cache, qname, qlen, types[i], 1,
+                                             false, addrs_hit, &ctx)
+                      : dt__cache_get(r->cache, qname, types[i], 1, false,
+                                      addrs_hit, &ctx);
+      if (res == DT_CACHE_MISS) {
         return false;
       }
       if (ctx.prefetch) {
@@ -738,7 +753,7 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
     }
   }
   if (r->cache != NULL &&
-      lookup_from_cache(r, host, family, addrs, max, count, &st)) {
+      lookup_from_cache(r, host, norm, family, addrs, max, count, &st)) {
     return st;
   }
   dt_lookup_t *l = dt__malloc(sizeof(*l));
