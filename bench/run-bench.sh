@@ -4,11 +4,20 @@
 #
 #   resolve  cold A+AAAA lookups and hosts-file hits for dialtone, glibc's
 #            getaddrinfo and c-ares (bench/bench_resolve) -> resolve.md
+#   cache    repeated lookups of a cached name for dialtone, libunbound and
+#            getaddrinfo, and memory per cached entry (bench/bench_cachecmp)
+#            -> cache.md
 #
 # usage: bench/run-bench.sh BUILDDIR [RESULTSDIR]
-#   DT_BENCH_SECTIONS     sections to run (default "resolve")
+#   DT_BENCH_SECTIONS     sections to run (default "resolve cache")
 #   DT_BENCH_NAMES        distinct names of the resolve section (default 5000)
 #   DT_BENCH_WARM         its warm-up names (default 50)
+#   DT_BENCH_MEM          dialtone cache sizes measured for memory per entry
+#                         (default "100000 1000000")
+#   DT_BENCH_MEM_UNBOUND  libunbound's (default "100000": filling its cache
+#                         goes at about 10000 names a second here)
+#   DT_BENCH_FILL_LIMIT   seconds after which the cache section stops
+#                         filling caches (default 120)
 #
 # Needs the Debian packages nsd (the server), util-linux (unshare, taskset,
 # mount), iproute2 (ip, to bring lo up in the namespace) and coreutils.
@@ -24,15 +33,20 @@
 # NSD is pinned to CPU 0. The headline resolve figures have the client on
 # CPU 0 too: on a 2-core shared machine, waking the other CPU costs 20-25 µs
 # per round trip and swamps the differences between resolvers. A second run
-# puts the client on CPU 1.
+# puts the client on CPU 1. The cache section pins one thread to CPU 0, or
+# two to CPUs 0 and 1.
 set -eu
 
 build=${1:?usage: run-bench.sh BUILDDIR [RESULTSDIR]}
 results=${2:-}
-sections=${DT_BENCH_SECTIONS:-resolve}
+sections=${DT_BENCH_SECTIONS:-resolve cache}
 names=${DT_BENCH_NAMES:-5000}
 warm=${DT_BENCH_WARM:-50}
+mem_sizes=${DT_BENCH_MEM-100000 1000000}
+mem_unbound=${DT_BENCH_MEM_UNBOUND-100000}
+fill_limit=${DT_BENCH_FILL_LIMIT:-120}
 resolve_bench="$build/bench/bench_resolve"
+cache_bench="$build/bench/bench_cachecmp"
 zone=bench.test
 hostname_in_hosts=hostsonly.$zone
 
@@ -46,18 +60,28 @@ want() { # true when section $1 is to run
 # --- checks, before anything is set up -------------------------------------
 for s in $sections; do
   case $s in
-  resolve) ;;
-  *) say "unknown section $s (resolve)"; exit 1 ;;
+  resolve | cache) ;;
+  *) say "unknown section $s (resolve, cache)"; exit 1 ;;
   esac
 done
 # bench_resolve also probes NSD, so every run needs it.
 [ -x "$resolve_bench" ] || { say "$resolve_bench is not built (make bench builds it)"; exit 1; }
+if want cache && [ ! -x "$cache_bench" ]; then
+  say "$cache_bench is not built (make bench builds it)"
+  exit 1
+fi
 nsd=$(command -v nsd 2>/dev/null || true)
 if [ -z "$nsd" ] && [ -x /usr/sbin/nsd ]; then
   nsd=/usr/sbin/nsd
 fi
 [ -n "$nsd" ] || { say "nsd not found: apt-get install nsd"; exit 1; }
-case $names$warm in *[!0-9]*) say "DT_BENCH_NAMES and DT_BENCH_WARM are counts"; exit 1 ;; esac
+case $names$warm$fill_limit in *[!0-9]*) say "DT_BENCH_NAMES, DT_BENCH_WARM and DT_BENCH_FILL_LIMIT are counts"; exit 1 ;; esac
+mem_names=0
+for n in $mem_sizes $mem_unbound; do
+  case $n in '' | *[!0-9]*) say "DT_BENCH_MEM and DT_BENCH_MEM_UNBOUND are lists of counts"; exit 1 ;; esac
+  [ "$n" -gt $mem_names ] && mem_names=$n
+done
+want cache || mem_names=0
 
 # --- into the namespaces, when we can ----------------------------------------
 skip_glibc=
@@ -134,17 +158,24 @@ EOF
 }
 
 # --- the zone -----------------------------------------------------------------
-# Name n<i> has A 198.18.(i/256).(i%256) and AAAA 2001:db8::<i in hex>,
-# which is what bench_resolve checks every answer against.
+# Name n<i> has A 198.18.(i/256).(i%256) and AAAA 2001:db8::<i in hex>, which
+# is what both programs check answers against; there are at least 2 of
+# them (the cache section's hit names are n0 and n1). Name m<i> (the
+# cache section's memory names) has one A record, 10.(i/65536).(i/256%256).
+# (i%256).
 write_zone() {
   n=$((names + warm))
-  awk -v n=$n -v zone=$zone 'BEGIN {
+  [ $n -ge 2 ] || n=2
+  awk -v n=$n -v m=$mem_names -v zone=$zone 'BEGIN {
     printf "$ORIGIN %s.\n$TTL 3600\n", zone
     printf "@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n", zone, zone
     printf "@ NS ns\nns A 127.0.0.1\n"
     for (i = 0; i < n; i++) {
       printf "n%d A 198.18.%d.%d\n", i, int(i / 256), i % 256
       printf "n%d AAAA 2001:db8::%x\n", i, i
+    }
+    for (i = 0; i < m; i++) {
+      printf "m%d A 10.%d.%d.%d\n", i, int(i / 65536), int(i / 256) % 256, i % 256
     }
   }' >"$tmp/bench.zone"
 }
@@ -311,6 +342,27 @@ section_resolve() {
     printf 'SKIP split run: one CPU only\n\n' >>"$out_md"
   fi
   publish resolve.md
+}
+
+# --- section: cache -----------------------------------------------------------------
+section_cache() {
+  out_md="$tmp/cache.md"
+  cpus=0
+  [ "$ncpu" -ge 2 ] && cpus=0,1
+  {
+    echo "## Cache benchmark: cached lookups and memory per entry"
+    echo
+    echo "- command: \`make bench\` (bench/run-bench.sh; DT_BENCH_MEM=\"$mem_sizes\", DT_BENCH_MEM_UNBOUND=\"$mem_unbound\", DT_BENCH_FILL_LIMIT=$fill_limit)"
+    machine_lines
+    echo "- glibc $(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //'), $("$nsd" -v 2>&1 | head -n 1)"
+    server_line
+  } >"$out_md"
+  # The program adds the libunbound line, then its tables; it stops filling
+  # caches fill_limit seconds after its start, and timeout is the backstop.
+  run_bench taskset -c $cpus timeout $((fill_limit + 30)) "$cache_bench" \
+    -s "127.0.0.1:$port" -d $zone -p $cpus -l $fill_limit \
+    -m "$(echo $mem_sizes | tr ' ' ,)" -u "$(echo $mem_unbound | tr ' ' ,)"
+  publish cache.md
 }
 
 # --- the run ------------------------------------------------------------------------
