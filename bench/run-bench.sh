@@ -269,6 +269,8 @@ ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 machine_lines() {
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(uname -sr), $ncpu CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+  # Other work on a shared machine moves the figures: say how busy it was.
+  echo "- load average before the section: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 }
 
 server_line() {
