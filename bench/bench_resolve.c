@@ -1,6 +1,6 @@
 /* bench_resolve: cold A+AAAA lookups of distinct names against one local
  * authoritative server, for dialtone, glibc's getaddrinfo and c-ares, and
- * the cost of a hosts-file hit. Prints Markdown tables; bench/run-resolve.sh
+ * the cost of a hosts-file hit. Prints Markdown tables; bench/run-bench.sh
  * sets up the server, the namespace and the CPU pinning around it.
  *
  * The zone holds names n0.DOMAIN ... n(N+W-1).DOMAIN, name i with one A
@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "dialtone.h"
 
 #ifdef DT_BENCH_CARES
@@ -75,12 +76,6 @@ static void die(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n");
   exit(2);
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void name_of(const config_t *cf, size_t i, char *buf, size_t cap) {
@@ -169,7 +164,7 @@ static dt_resolver_t *dt_open(const config_t *cf, const char *hosts) {
 
 /* The wait for the server to answer at all, before anything is timed. */
 static void wait_ready(const config_t *cf, dt_resolver_t *r) {
-  int64_t until = now_ns() + (int64_t)cf->wait_ms * 1000000;
+  int64_t until = bench_now_ns() + (int64_t)cf->wait_ms * 1000000;
   for (;;) {
     dt_answer_t *a = NULL;
     dt_status_t st = dt_resolver_query(r, cf->domain, DT_TYPE_SOA, 0, 200, &a);
@@ -178,7 +173,7 @@ static void wait_ready(const config_t *cf, dt_resolver_t *r) {
     if (ok) {
       return;
     }
-    if (now_ns() > until) {
+    if (bench_now_ns() > until) {
       fprintf(stderr,
               "bench_resolve: no SOA for %s from %s within %d ms (%s)\n",
               cf->domain, cf->server, cf->wait_ms, dt_strerror(st));
@@ -193,10 +188,10 @@ static bool dt_lookup(dt_resolver_t *r, const char *name, size_t i,
                       int64_t *ns) {
   dt_addr_t addrs[8];
   size_t n = 0;
-  int64_t t0 = now_ns();
+  int64_t t0 = bench_now_ns();
   dt_status_t st = dt_resolver_lookup_addrs(r, name, AF_UNSPEC,
                                             LOOKUP_TIMEOUT_MS, addrs, 8, &n);
-  *ns = now_ns() - t0;
+  *ns = bench_now_ns() - t0;
   if (st != DT_OK) {
     return false;
   }
@@ -209,75 +204,15 @@ static bool dt_lookup(dt_resolver_t *r, const char *name, size_t i,
 
 /* ---- glibc ------------------------------------------------------------- */
 
-/* getaddrinfo asks the servers of /etc/resolv.conf on port 53. Timing it
- * means something, and sends nothing anywhere else, only when the first of
- * them is the benchmark's server: run-resolve.sh arranges that in a private
- * mount namespace. Returns NULL when it is so, else why not. */
-static const char *glibc_unusable(const config_t *cf) {
-  static char why[400];
-  char host[INET6_ADDRSTRLEN + 8];
-  const char *s = cf->server;
-  const char *port;
-  size_t hl;
-  if (s[0] == '[') {
-    const char *end = strchr(s, ']');
-    hl = end != NULL ? (size_t)(end - s - 1) : 0;
-    s++;
-    port = end != NULL && end[1] == ':' ? end + 2 : "53";
-  } else {
-    const char *c = strrchr(s, ':');
-    hl = c != NULL ? (size_t)(c - s) : strlen(s);
-    port = c != NULL ? c + 1 : "53";
-  }
-  if (hl == 0 || hl >= sizeof(host) || strcmp(port, "53") != 0) {
-    snprintf(why, sizeof(why),
-             "SKIP glibc: it only talks to port 53, the server is %s",
-             cf->server);
-    return why;
-  }
-  memcpy(host, s, hl);
-  host[hl] = '\0';
-  unsigned char want[16], got[16];
-  int family = strchr(host, ':') != NULL ? AF_INET6 : AF_INET;
-  if (inet_pton(family, host, want) != 1) {
-    snprintf(why, sizeof(why), "SKIP glibc: cannot read the server %s",
-             cf->server);
-    return why;
-  }
-  FILE *f = fopen("/etc/resolv.conf", "r");
-  char line[512];
-  char first[INET6_ADDRSTRLEN + 1] = "";
-  while (f != NULL && first[0] == '\0' && fgets(line, sizeof(line), f)) {
-    char word[16];
-    char addr[INET6_ADDRSTRLEN + 1];
-    if (sscanf(line, " %15s %46s", word, addr) == 2 &&
-        strcmp(word, "nameserver") == 0) {
-      strcpy(first, addr);
-    }
-  }
-  if (f != NULL) {
-    fclose(f);
-  }
-  if (first[0] == '\0' || inet_pton(family, first, got) != 1 ||
-      memcmp(want, got, family == AF_INET ? 4 : 16) != 0) {
-    snprintf(why, sizeof(why),
-             "SKIP glibc: /etc/resolv.conf does not name %s first (needs "
-             "unshare -mn, root: see bench/run-resolve.sh)",
-             host);
-    return why;
-  }
-  return NULL;
-}
-
 static bool gai_lookup(const char *name, size_t i, int64_t *ns) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   struct addrinfo *res = NULL;
-  int64_t t0 = now_ns();
+  int64_t t0 = bench_now_ns();
   int rc = getaddrinfo(name, NULL, &hints, &res);
-  *ns = now_ns() - t0;
+  *ns = bench_now_ns() - t0;
   if (rc != 0) {
     return false;
   }
@@ -393,10 +328,10 @@ static bool cares_lookup(ares_channel ch, const char *name, size_t i,
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   gai_wait_t w = {0, 0, NULL};
-  int64_t t0 = now_ns();
+  int64_t t0 = bench_now_ns();
   ares_getaddrinfo(ch, name, NULL, &hints, cares_gai_cb, &w);
   cares_wait(ch, &w.done);
-  *ns = now_ns() - t0;
+  *ns = bench_now_ns() - t0;
   if (w.status != ARES_SUCCESS) {
     ares_freeaddrinfo(w.res);
     return false;
@@ -473,34 +408,16 @@ static bool cares_query_lookup(ares_channel ch, const char *name, size_t i,
   w.arg[0].type = 28;
   w.arg[1].w = &w;
   w.arg[1].type = 1;
-  int64_t t0 = now_ns();
+  int64_t t0 = bench_now_ns();
   ares_query(ch, name, 1 /* IN */, 28 /* AAAA */, cares_query_cb, &w.arg[0]);
   ares_query(ch, name, 1 /* IN */, 1 /* A */, cares_query_cb, &w.arg[1]);
   cares_wait(ch, &w.done);
-  *ns = now_ns() - t0;
+  *ns = bench_now_ns() - t0;
   return !w.failed && tally_ok(&w.t);
 }
 #endif
 
 /* ---- statistics -------------------------------------------------------- */
-
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a;
-  int64_t y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static int64_t pct(const int64_t *v, size_t n, double p) {
-  size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999);
-  if (rank < 1) {
-    rank = 1;
-  }
-  if (rank > n) {
-    rank = n;
-  }
-  return v[rank - 1];
-}
 
 typedef struct {
   int64_t *ns;
@@ -513,10 +430,10 @@ static void summarise(series_t *s) {
   if (s->n == 0) {
     return;
   }
-  qsort(s->ns, s->n, sizeof(s->ns[0]), cmp_i64);
-  s->median = pct(s->ns, s->n, 50);
-  s->p90 = pct(s->ns, s->n, 90);
-  s->p99 = pct(s->ns, s->n, 99);
+  qsort(s->ns, s->n, sizeof(s->ns[0]), bench_cmp_i64);
+  s->median = bench_pct(s->ns, s->n, 50);
+  s->p90 = bench_pct(s->ns, s->n, 90);
+  s->p99 = bench_pct(s->ns, s->n, 99);
   s->min = s->ns[0];
   s->max = s->ns[s->n - 1];
 }
@@ -578,7 +495,7 @@ static void run_cold(const config_t *cf, clients_t *c) {
     }
   }
 
-  int64_t start = now_ns();
+  int64_t start = bench_now_ns();
   int64_t limit = (int64_t)cf->limit_s * 1000000000;
   size_t rounds = 0;
   size_t failures = 0;
@@ -600,13 +517,13 @@ static void run_cold(const config_t *cf, clients_t *c) {
               MAX_FAILURES);
       break;
     }
-    if (now_ns() - start > limit) {
+    if (bench_now_ns() - start > limit) {
       fprintf(stderr, "bench_resolve: time limit of %d s reached\n",
               cf->limit_s);
       break;
     }
   }
-  double elapsed = (double)(now_ns() - start) / 1e9;
+  double elapsed = (double)(bench_now_ns() - start) / 1e9;
   for (size_t j = 0; j < nk; j++) {
     summarise(&s[order[j]]);
   }
@@ -663,7 +580,7 @@ typedef struct {
 
 /* Returns the mean ns per lookup of the median batch. */
 static int64_t hosts_median(hosts_series_t *h) {
-  qsort(h->mean, h->nbatches, sizeof(h->mean[0]), cmp_i64);
+  qsort(h->mean, h->nbatches, sizeof(h->mean[0]), bench_cmp_i64);
   return h->mean[h->nbatches / 2];
 }
 
@@ -807,12 +724,12 @@ static void run_hosts(const config_t *cf) {
       if (!h[k].ok) {
         continue;
       }
-      int64_t t0 = now_ns();
+      int64_t t0 = bench_now_ns();
       bool ok = true;
       for (size_t i = 0; i < h[k].batch; i++) {
         ok &= hosts_one(k, r, chp, cf->hosts_name);
       }
-      int64_t dt = now_ns() - t0;
+      int64_t dt = bench_now_ns() - t0;
       if (!ok) {
         h[k].ok = false;
         h[k].skip = "a lookup failed during the run";
@@ -825,7 +742,7 @@ static void run_hosts(const config_t *cf) {
   printf("### Hosts-file hit\n\n");
   printf("The name `%s` from a %s; %d batches per contender, interleaved; "
          "figure = median of the per-batch mean time per lookup.\n\n",
-         cf->hosts_name, "small hosts file (the one in bench/run-resolve.sh)",
+         cf->hosts_name, "small hosts file (the one in bench/run-bench.sh)",
          HOSTS_BATCHES);
   printf("| lookup | lookups per batch | median of batch means, ns | "
          "best batch, ns | this ÷ dialtone |\n");
@@ -996,7 +913,7 @@ int main(int argc, char **argv) {
   }
 #endif
 
-  const char *no_glibc = glibc_unusable(&cf);
+  const char *no_glibc = bench_glibc_unusable(cf.server);
   if (cf.want[C_GLIBC] && no_glibc != NULL) {
     printf("%s\n\n", no_glibc);
     cf.want[C_GLIBC] = false;
