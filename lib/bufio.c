@@ -12,10 +12,9 @@ dt_status_t dt__conn_fill(dt_conn_t *c, size_t need, dt__op_t *op) {
     size_t have = c->rend - c->rpos;
     if (have == 0) {
       c->rpos = c->rend = 0;
-    } else if (c->rpos > 0 &&
-               (c->rcap - c->rpos < need || c->rcap - c->rend < c->rcap / 2)) {
-      /* have < need, so this moves less than one frame; it buys a long
-       * read instead of a short one into the buffer's tail. */
+    } else if (c->rpos > 0) {
+      /* have < need, so this moves less than one frame; it buys a read
+       * as long as the buffer instead of a short one into its tail. */
       memmove(c->rbuf, c->rbuf + c->rpos, have);
       c->rpos = 0;
       c->rend = have;
@@ -47,6 +46,18 @@ static void copy_piece(uint8_t *dst, const uint8_t *hdr, size_t hlen,
 dt_status_t dt__conn_put(dt_conn_t *c, const uint8_t *hdr, size_t hlen,
                          const uint8_t *p, size_t plen, dt__op_t *op) {
   size_t total = hlen + plen;
+  if (total <= c->wcap) {
+    /* Flush, then copy: no send is ever longer than the buffer, so a peer
+     * reading with a buffer of the same size gets each in one call (a
+     * buffer-and-frame send would leave it a short second read). */
+    dt_status_t st = dt__conn_flush(c, op);
+    if (st != DT_OK) {
+      return st;
+    }
+    copy_piece(c->wbuf, hdr, hlen, p, plen, 0);
+    c->wlen = total;
+    return DT_OK;
+  }
   size_t done = 0; /* bytes of hdr||p already sent */
   for (;;) {
     size_t pending = c->wlen - c->woff;
@@ -115,7 +126,9 @@ dt_status_t dt_conn_read(dt_conn_t *conn, void *buf, size_t cap, size_t *n,
   if (dt__conn_broken(conn)) {
     return DT_EBROKEN;
   }
-  dt__conn_drop_big(conn);
+  if (conn->big != NULL) {
+    dt__conn_drop_big(conn);
+  }
   if (cap == 0) {
     *n = 0;
     return DT_OK;

@@ -15,6 +15,13 @@
 #include "clock.h"
 #include "dialtone/conn.h"
 
+/* Keeps a slow path out of its fast path's function. */
+#if defined(__GNUC__)
+#define DT__NOINLINE __attribute__((noinline))
+#else
+#define DT__NOINLINE
+#endif
+
 struct dt_conn {
   /* Set by dt__conn_init; fd changes only in dt_conn_release_fd. */
   int fd;
@@ -60,7 +67,8 @@ static inline void dt__conn_break(dt_conn_t *c) {
   __atomic_store_n(&c->broken, true, __ATOMIC_RELAXED);
 }
 
-/* The view of the last oversized frame lives until the next read call. */
+/* Frees the block of the last frame larger than rbuf: its view lives
+ * until the next read call. */
 void dt__conn_drop_big(dt_conn_t *c);
 
 /* The wait budget of one public call. The deadline is set (the clock read)
@@ -95,10 +103,12 @@ dt_status_t dt__conn_send(dt_conn_t *c, struct iovec *iov, int iovcnt,
 dt_status_t dt__conn_fill(dt_conn_t *c, size_t need, dt__op_t *op);
 
 /* The slow path of a write of hdr||p (hdr may be empty) that does not fit
- * in the write buffer's free space: sends the buffered bytes and the piece
- * together until the piece's rest fits in the emptied buffer, then copies
- * it there. DT_OK; DT_ETIMEDOUT with nothing of the piece accepted, or,
- * when some of it was sent, with c broken; errors of dt__conn_send. */
+ * in the write buffer's free space. A piece that fits in the buffer is
+ * copied after a flush; a larger one is sent together with the buffered
+ * bytes, in vectored sends, until its rest fits in the emptied buffer,
+ * where it is copied. DT_OK; DT_ETIMEDOUT with nothing of the piece
+ * accepted, or, when some of it was sent, with c broken; errors of
+ * dt__conn_send. */
 dt_status_t dt__conn_put(dt_conn_t *c, const uint8_t *hdr, size_t hlen,
                          const uint8_t *p, size_t plen, dt__op_t *op);
 

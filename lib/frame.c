@@ -1,28 +1,31 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "conn_int.h"
 
-static size_t get_len(const dt_conn_t *c, const uint8_t *h) {
+/* Headers are read and written as one big-endian load or store. */
+static inline size_t get_len(const dt_conn_t *c, const uint8_t *h) {
   if (c->hdr_len == 4) {
-    return (size_t)((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
-                    (uint32_t)h[2] << 8 | (uint32_t)h[3]);
+    uint32_t be;
+    memcpy(&be, h, 4);
+    return ntohl(be);
   }
-  return (size_t)((uint32_t)h[0] << 8 | (uint32_t)h[1]);
+  uint16_t be;
+  memcpy(&be, h, 2);
+  return ntohs(be);
 }
 
 /* len <= c->max_frame, which fits in the header. */
-static void put_len(const dt_conn_t *c, uint8_t *h, size_t len) {
+static inline void put_len(const dt_conn_t *c, uint8_t *h, size_t len) {
   if (c->hdr_len == 4) {
-    h[0] = (uint8_t)(len >> 24);
-    h[1] = (uint8_t)(len >> 16);
-    h[2] = (uint8_t)(len >> 8);
-    h[3] = (uint8_t)len;
+    uint32_t be = htonl((uint32_t)len);
+    memcpy(h, &be, 4);
   } else {
-    h[0] = (uint8_t)(len >> 8);
-    h[1] = (uint8_t)len;
+    uint16_t be = htons((uint16_t)len);
+    memcpy(h, &be, 2);
   }
 }
 
@@ -93,8 +96,11 @@ static dt_status_t read_direct(dt_conn_t *c, uint8_t *dst, size_t n,
   return DT_OK;
 }
 
-static dt_status_t read_slow(dt_conn_t *c, int timeout_ms,
-                             const uint8_t **payload, size_t *len) {
+/* Out of line, so that the fast path of dt_frame_read stays a few
+ * instructions. */
+static DT__NOINLINE dt_status_t read_slow(dt_conn_t *c, int timeout_ms,
+                                          const uint8_t **payload,
+                                          size_t *len) {
   dt__op_t op;
   dt__op_init(&op, timeout_ms);
   size_t n = 0;
@@ -137,7 +143,9 @@ dt_status_t dt_frame_read(dt_conn_t *conn, int timeout_ms,
   if (dt__conn_broken(conn)) {
     return DT_EBROKEN;
   }
-  dt__conn_drop_big(conn);
+  if (conn->big != NULL) {
+    dt__conn_drop_big(conn);
+  }
   /* Fast path: a whole frame is buffered. */
   size_t avail = conn->rend - conn->rpos;
   if (avail >= conn->hdr_len) {
@@ -213,20 +221,25 @@ static dt_status_t write_check(dt_conn_t *c) {
   return c->wr_shut ? DT_EINVAL : DT_OK;
 }
 
-/* Appends one frame of len <= max_frame: a copy when it fits, else the
- * vectored slow path. */
-static dt_status_t put_frame(dt_conn_t *c, const void *payload, size_t len,
-                             dt__op_t *op) {
+/* The fast path of a write: copies a frame of len <= max_frame when it
+ * fits in the buffer's free space. */
+static inline bool append_frame(dt_conn_t *c, const void *payload, size_t len) {
   size_t need = c->hdr_len + len;
-  if (need <= c->wcap - c->wlen) {
-    uint8_t *d = c->wbuf + c->wlen;
-    put_len(c, d, len);
-    if (len > 0) {
-      memcpy(d + c->hdr_len, payload, len);
-    }
-    c->wlen += need;
-    return DT_OK;
+  if (need > c->wcap - c->wlen) {
+    return false;
   }
+  uint8_t *d = c->wbuf + c->wlen;
+  put_len(c, d, len);
+  if (len > 0) {
+    memcpy(d + c->hdr_len, payload, len);
+  }
+  c->wlen += need;
+  return true;
+}
+
+static DT__NOINLINE dt_status_t put_frame_slow(dt_conn_t *c,
+                                               const void *payload, size_t len,
+                                               dt__op_t *op) {
   uint8_t h[4];
   put_len(c, h, len);
   return dt__conn_put(c, h, c->hdr_len, payload, len, op);
@@ -245,9 +258,12 @@ dt_status_t dt_frame_write(dt_conn_t *conn, const void *payload, size_t len,
     dt__conn_break(conn);
     return DT_EFRAMETOOBIG;
   }
+  if (append_frame(conn, payload, len)) {
+    return DT_OK;
+  }
   dt__op_t op;
   dt__op_init(&op, timeout_ms);
-  return put_frame(conn, payload, len, &op);
+  return put_frame_slow(conn, payload, len, &op);
 }
 
 dt_status_t dt_frame_writev(dt_conn_t *conn, const dt_iovec_t *frames, size_t n,
@@ -273,7 +289,10 @@ dt_status_t dt_frame_writev(dt_conn_t *conn, const dt_iovec_t *frames, size_t n,
   dt__op_t op;
   dt__op_init(&op, timeout_ms);
   for (size_t i = 0; i < n; i++) {
-    st = put_frame(conn, frames[i].base, frames[i].len, &op);
+    if (append_frame(conn, frames[i].base, frames[i].len)) {
+      continue;
+    }
+    st = put_frame_slow(conn, frames[i].base, frames[i].len, &op);
     if (st != DT_OK) {
       /* Frames 0..i-1 are accepted but the caller cannot tell how many:
        * retrying the batch would send them twice. */

@@ -152,9 +152,11 @@ DT_EXTERN dt_status_t dt_conn_read(dt_conn_t *conn, void *buf, size_t cap,
 
 /**
  * Writes len bytes through the write buffer: they are copied into it when
- * they fit, otherwise sent together with the buffered bytes in one
- * vectored system call (the part that still does not fit waits for the
- * socket). Returns once every byte is sent or buffered.
+ * they fit in its free space, or after a flush when they fit in the
+ * buffer; more than the buffer holds leave together with the buffered
+ * bytes in vectored sends, without a copy (only a last part that fits in
+ * the buffer is copied when the socket is full). Returns once every byte
+ * is sent or buffered.
  *
  * @param buf  the bytes, borrowed for the call only.
  * @return DT_OK; DT_ETIMEDOUT: none of the bytes were accepted, the
@@ -229,10 +231,12 @@ DT_EXTERN dt_status_t dt_frame_read_into(dt_conn_t *conn, void *buf, size_t cap,
                                          size_t *len, int timeout_ms);
 
 /**
- * Writes one frame: header and payload are copied into the write buffer
- * when they fit; otherwise they leave with the buffered bytes in one
- * vectored system call, so a payload larger than the buffer is never
- * copied. Buffered frames leave when the buffer is full or on dt_flush().
+ * Writes one frame. A frame that fits in the write buffer is copied into
+ * it, after a flush when the buffer is too full: buffered frames leave
+ * when the buffer is full or on dt_flush(), and no send is longer than the
+ * buffer. A larger frame leaves with the buffered bytes in one vectored
+ * send of buffer, header and payload, without a copy (if the socket fills
+ * up, the last part, once it fits in the buffer, is copied there).
  *
  * @param payload  len bytes, borrowed for the call only (NULL when len is
  *                 0).
