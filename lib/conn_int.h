@@ -39,7 +39,8 @@ struct dt_conn {
   uint8_t *rbuf;
   size_t rcap, rpos, rend;
   uint8_t *big;
-  bool eof; /* the peer's end of stream was seen */
+  bool eof;      /* the peer's end of stream was seen */
+  bool rdrained; /* the last receive emptied the socket */
 
   /* Keeps the two sides' hot fields off one cache line when a reader and
    * a writer thread share the connection. */
@@ -49,6 +50,7 @@ struct dt_conn {
   uint8_t *wbuf;
   size_t wcap, woff, wlen;
   bool wr_shut; /* dt_conn_shutdown_write succeeded */
+  bool wfull;   /* the last send filled the socket */
 };
 
 /* Sets up c around fd (a connected stream socket) with opts (NULL:
