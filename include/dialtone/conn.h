@@ -126,7 +126,7 @@ DT_EXTERN int dt_conn_fd(const dt_conn_t *conn);
  */
 DT_EXTERN dt_status_t dt_conn_release_fd(dt_conn_t *conn, int *fd);
 
-/** Whether the connection is broken (see the file comment). */
+/** Whether the connection is broken (see the file comment); NULL is. */
 DT_EXTERN bool dt_conn_is_broken(const dt_conn_t *conn);
 
 /** Bytes received and buffered but not yet read by the caller. */
