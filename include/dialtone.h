@@ -11,6 +11,7 @@
 #define DIALTONE_H
 
 #include "dialtone/common.h"
+#include "dialtone/conn.h"
 #include "dialtone/name.h"
 #include "dialtone/resolver.h"
 #include "dialtone/sockopt.h"
