@@ -13,7 +13,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 #include <time.h>
@@ -166,9 +165,24 @@ void dt_pool_free(dt_pool_t *pool) {
 
 /* ---- destinations ------------------------------------------------------ */
 
+/* Appends the decimal digits of v at key + n; returns the new length. */
+static size_t put_uint(char *key, size_t n, unsigned v) {
+  char digits[10];
+  size_t k = 0;
+  do {
+    digits[k++] = (char)('0' + v % 10u);
+    v /= 10u;
+  } while (v != 0);
+  while (k > 0) {
+    key[n++] = digits[--k];
+  }
+  return n;
+}
+
 /* The destination key: Unix paths as given, IP literals in their
  * canonical text (so "::0001" and "::1" share connections), names in
- * their normal form, each with the port. */
+ * their normal form, each with "#port". Built by hand rather than with
+ * snprintf: it runs on every acquire. */
 dt_status_t dt__pool_key(const char *host, uint16_t port, char *key,
                          size_t *len) {
   size_t hl = strlen(host);
@@ -183,36 +197,43 @@ dt_status_t dt__pool_key(const char *host, uint16_t port, char *key,
     *len = hl;
     return DT_OK;
   }
-  char text[DT_NAME_BUFSIZE];
   struct sockaddr_storage ss;
   socklen_t sl;
-  int n;
+  size_t n = 0;
   if (dt__sockaddr_parse(host, 0, &ss, &sl) == DT_OK) {
     if (ss.ss_family == AF_INET) {
-      const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
-      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
-      n = snprintf(key, DT__POOL_KEY_MAX, "%s#%u", text, (unsigned)port);
+      const uint8_t *b =
+          (const uint8_t *)&((const struct sockaddr_in *)&ss)->sin_addr;
+      for (int i = 0; i < 4; i++) {
+        if (i > 0) {
+          key[n++] = '.';
+        }
+        n = put_uint(key, n, b[i]);
+      }
     } else {
       const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&ss;
-      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+      key[n++] = '[';
+      inet_ntop(AF_INET6, &v6->sin6_addr, key + n, INET6_ADDRSTRLEN);
+      n += strlen(key + n);
       if (v6->sin6_scope_id != 0) {
-        n = snprintf(key, DT__POOL_KEY_MAX, "[%s%%%u]#%u", text,
-                     (unsigned)v6->sin6_scope_id, (unsigned)port);
-      } else {
-        n = snprintf(key, DT__POOL_KEY_MAX, "[%s]#%u", text, (unsigned)port);
+        key[n++] = '%';
+        n = put_uint(key, n, (unsigned)v6->sin6_scope_id);
       }
+      key[n++] = ']';
     }
   } else {
-    dt_status_t st = dt_name_normalize(host, text, sizeof(text));
+    /* DT_NAME_BUFSIZE is always enough for the normal form, and the key
+     * has room for it and the port. */
+    dt_status_t st = dt_name_normalize(host, key, DT_NAME_BUFSIZE);
     if (st != DT_OK) {
       return st == DT_EINVAL ? DT_EINVAL : DT_EBADNAME;
     }
-    n = snprintf(key, DT__POOL_KEY_MAX, "%s#%u", text, (unsigned)port);
+    n = strlen(key);
   }
-  if (n < 0 || (size_t)n >= DT__POOL_KEY_MAX) {
-    return DT_EBADNAME;
-  }
-  *len = (size_t)n;
+  key[n++] = '#';
+  n = put_uint(key, n, port);
+  key[n] = '\0';
+  *len = n;
   return DT_OK;
 }
 
@@ -411,8 +432,8 @@ static void wait_slot(dt_pool_t *p, dt__pdest_t *d, dt_deadline_t deadline) {
 /* Reserves an active slot of d, waiting for one when the limit is
  * reached; under the lock. A waiter that wakes to a free slot takes it
  * even if its deadline passed meanwhile, so no wake-up is ever lost. */
-static dt_status_t reserve(dt_pool_t *p, dt__pdest_t *d,
-                           dt_deadline_t deadline) {
+static dt_status_t reserve(dt_pool_t *p, dt__pdest_t *d, dt_deadline_t deadline,
+                           bool *waited) {
   size_t limit = p->o.max_active_per_dest;
   if (limit > 0 && d->nactive >= limit) {
     if (p->o.fail_fast) {
@@ -420,6 +441,7 @@ static dt_status_t reserve(dt_pool_t *p, dt__pdest_t *d,
       return DT_EBUSY;
     }
     POOL_STAT(p, waits);
+    *waited = true;
     d->nwaiting++;
     while (d->nactive >= limit) {
       if (dt__deadline_passed(&p->clock, deadline)) {
@@ -516,15 +538,21 @@ dt_status_t dt_pool_acquire(dt_pool_t *pool, const char *host, uint16_t port,
     return st;
   }
   POOL_STAT(pool, acquires);
-  dt_deadline_t deadline = dt__deadline_in(&pool->clock, timeout_ms);
+  /* One clock read serves the deadline and the expiry checks below. */
+  uint64_t now = dt__clock_us(&pool->clock);
+  dt_deadline_t deadline = {DT_DEADLINE_NEVER};
+  if (timeout_ms >= 0) {
+    deadline.at_us = now + (uint64_t)timeout_ms * 1000u;
+  }
   dt__plink_t doomed;
   list_init(&doomed);
 
   pthread_mutex_lock(&pool->lock);
   dt__pdest_t *d = NULL;
+  bool waited = false;
   st = dest_get(pool, key, keylen, &d);
   if (st == DT_OK) {
-    st = reserve(pool, d, deadline);
+    st = reserve(pool, d, deadline, &waited);
     if (st != DT_OK) {
       dest_maybe_free(pool, d);
     }
@@ -533,7 +561,9 @@ dt_status_t dt_pool_acquire(dt_pool_t *pool, const char *host, uint16_t port,
     pthread_mutex_unlock(&pool->lock);
     return st;
   }
-  uint64_t now = dt__clock_us(&pool->clock);
+  if (waited) {
+    now = dt__clock_us(&pool->clock);
+  }
   reap(pool, now, REAP_BATCH, &doomed);
   bool recheck = pool->o.dns_coherence && d->dns_known && !d->dns_checking &&
                  d->nidle > 0 && now >= d->dns_expiry_us;

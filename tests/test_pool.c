@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "dialtone.h"
 #include "fake/fakedns.h"
+#include "pool_int.h"
 
 #define SEC 1000000ull
 
@@ -415,6 +416,46 @@ static void test_options_and_arguments(void **state) {
   assert_string_equal(dt_strerror(DT_ESTALECONN),
                       "reused connection failed before any reply arrived");
   dt_pool_free(p);
+}
+
+/* Destination keys: one spelling per destination. */
+static void test_keys(void **state) {
+  (void)state;
+  static const struct {
+    const char *host;
+    uint16_t port;
+    const char *key;
+  } cases[] = {
+      {"127.0.0.1", 80, "127.0.0.1#80"},
+      {"255.255.255.255", 65535, "255.255.255.255#65535"},
+      {"0.0.0.0", 0, "0.0.0.0#0"},
+      {"::0001", 443, "[::1]#443"},
+      {"2001:DB8:0:0::1", 443, "[2001:db8::1]#443"},
+      {"fe80::1%7", 22, "[fe80::1%7]#22"},
+      {"WWW.Example.", 443, "www.example#443"},
+      {"www.example", 443, "www.example#443"},
+      {"unix:/run/App.sock", 99, "unix:/run/App.sock"},
+  };
+  char key[DT__POOL_KEY_MAX];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t len = 0;
+    assert_int_equal(dt__pool_key(cases[i].host, cases[i].port, key, &len),
+                     DT_OK);
+    assert_string_equal(key, cases[i].key);
+    assert_int_equal(len, strlen(cases[i].key));
+  }
+  size_t len = 0;
+  assert_int_equal(dt__pool_key("a..b", 1, key, &len), DT_EBADNAME);
+  assert_int_equal(dt__pool_key("unix:", 1, key, &len), DT_EINVAL);
+  /* The longest name there is still fits, with the longest port. */
+  char name[300];
+  memset(name, 'a', 253);
+  for (int i = 63; i < 253; i += 64) {
+    name[i] = '.';
+  }
+  name[253] = '\0';
+  assert_int_equal(dt__pool_key(name, 65535, key, &len), DT_OK);
+  assert_int_equal(len, 253 + 6);
 }
 
 static void list_visit(const char *key, const dt_pool_dest_stats_t *s,
@@ -1457,6 +1498,7 @@ static void test_connection_outlives_pool(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_options_and_arguments, reset),
+      cmocka_unit_test_setup(test_keys, reset),
       cmocka_unit_test_setup(test_reuse, reset),
       cmocka_unit_test_setup(test_server_closed_idle_is_never_handed_out,
                              reset),
