@@ -419,8 +419,8 @@ static void wait_slot(dt_pool_t *p, dt__pdest_t *d, dt_deadline_t deadline) {
   uint64_t left = dt__deadline_left_us(&p->clock, deadline);
   /* The caller's loop waits again if the deadline is further away: the
    * cap only keeps the sum and the time_t conversion in range. */
-  if (left > 3600u * 1000000u) {
-    left = 3600u * 1000000u;
+  if (left > 3600ull * 1000000u) {
+    left = 3600ull * 1000000u;
   }
   uint64_t at = dt__now_us() + left;
   struct timespec ts;

@@ -80,7 +80,9 @@ typedef struct {
   bool fail_fast;
   /** DNS coherence (default false): see the file comment. Applies to
    * names answered by DNS or the cache; IP literals, the hosts file and
-   * Unix paths are left alone. */
+   * Unix paths are left alone. One acquire per destination does the
+   * lookup; acquires that come meanwhile take idle connections as
+   * before, and any of them the answer drops is closed on release. */
   bool dns_coherence;
   /** DNS coherence: shortest time between two lookups of one destination,
    * ms (default 1000), so that a TTL of 0 does not cost a query per
