@@ -17,5 +17,6 @@
 #include "dialtone/sockopt.h"
 #include "dialtone/dial.h"
 #include "dialtone/listen.h"
+#include "dialtone/pool.h"
 
 #endif

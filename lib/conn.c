@@ -221,10 +221,20 @@ static dt_status_t wait_fd(dt_conn_t *c, short events, dt__op_t *op) {
   }
 }
 
+/* A reused connection that fails before its first byte arrived gets its
+ * own status (see reuse_unproven); it is broken either way. */
+static dt_status_t stale_or(dt_conn_t *c, dt_status_t st) {
+  if (__atomic_load_n(&c->reuse_unproven, __ATOMIC_RELAXED)) {
+    dt__conn_break(c);
+    return DT_ESTALECONN;
+  }
+  return st;
+}
+
 static dt_status_t io_error(dt_conn_t *c, int err) {
   dt__conn_break(c);
   errno = err;
-  return dt_status_from_errno(err);
+  return stale_or(c, dt_status_from_errno(err));
 }
 
 static size_t iov_total(const struct iovec *iov, int iovcnt) {
@@ -266,12 +276,15 @@ dt_status_t dt__conn_recv(dt_conn_t *c, struct iovec *iov, int iovcnt,
     }
     if (n > 0) {
       c->rdrained = (size_t)n < iov_total(iov, iovcnt);
+      if (__atomic_load_n(&c->reuse_unproven, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&c->reuse_unproven, false, __ATOMIC_RELAXED);
+      }
       *got = (size_t)n;
       return DT_OK;
     }
     if (n == 0) {
       c->eof = true;
-      return DT_EOF;
+      return stale_or(c, DT_EOF);
     }
     if (errno == EINTR) {
       continue;

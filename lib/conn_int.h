@@ -33,6 +33,11 @@ struct dt_conn {
   void (*free_fn)(dt_conn_t *c);
   /* Read by both sides, set by either: accessed with __atomic builtins. */
   bool broken;
+  /* Set by the pool when it hands out a reused connection, cleared by the
+   * first byte received (atomic, like broken). Until then a failure or end
+   * of stream most likely means the peer closed it while it sat idle, and
+   * is reported as DT_ESTALECONN so callers can retry idempotent work. */
+  bool reuse_unproven;
 
   /* Read side. Unread bytes are rbuf[rpos, rend). big holds the last frame
    * dt_frame_read could not fit in rbuf, until the next read call. */

@@ -58,7 +58,8 @@ extern "C" {
   X(ELOOP, "CNAME chain loops or is too long")                                 \
   X(EBUSY, "resource busy: limit reached")                                     \
   X(EBROKEN, "connection is broken and cannot be used")                        \
-  X(ENOTSUP, "operation not supported")
+  X(ENOTSUP, "operation not supported")                                        \
+  X(ESTALECONN, "reused connection failed before any reply arrived")
 
 /** Status of a dialtone call; DT_OK is 0, every failure is non-zero. */
 typedef enum {

@@ -28,6 +28,12 @@
  * intact (nothing of the frame consumed or accepted yet) does not break
  * it: the same call can be made again.
  *
+ * Reused connections: on a connection dt_pool_acquire() took from its idle
+ * list, any I/O failure or end of stream before the first byte is received
+ * returns DT_ESTALECONN (and breaks the connection): the peer most likely
+ * closed it while it sat idle, and idempotent work can be retried on a
+ * fresh connection. Timeouts keep their own status.
+ *
  * Threads: one thread may read while another writes; two threads must not
  * read (or write) the same connection at once.
  */
