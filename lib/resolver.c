@@ -36,6 +36,7 @@ void dt_resolver_opts_init(dt_resolver_opts_t *opts) {
   opts->serve_stale = false;
   opts->stale_window_s = 86400;
   opts->prefetch = false;
+  opts->dns0x20 = false;
 }
 
 /* "ADDR", "ADDR:PORT", "[V6]:PORT", "V6" and "V6%scope" (port 53 unless
@@ -207,6 +208,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
   r->ndots = 1;
   r->rotate = opts->rotate;
   r->edns = opts->edns;
+  r->dns0x20 = opts->dns0x20;
   r->penalty_ms = opts->server_penalty_ms < 0 ? 0 : opts->server_penalty_ms;
 
   conf = dt__malloc(sizeof(*conf));

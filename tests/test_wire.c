@@ -351,6 +351,51 @@ static void test_match(void **state) {
   }
 }
 
+/* 0x20: letters get a random case, everything else stays; the exact
+ * match then refuses the reply in any other case. */
+static void test_mix_case(void **state) {
+  (void)state;
+  const char *name = "abcdefghijklmnopqrstuvwxyz-0123.Example.";
+  uint8_t q[DT_WIRE_QUERY_MAX], plain[DT_WIRE_QUERY_MAX];
+  size_t qlen, plen;
+  uint16_t id;
+  bool upper = false, lower_seen = false;
+  for (int round = 0; round < 4; round++) {
+    assert_int_equal(
+        dt__wire_build_query(name, DT_TYPE_A, true, q, sizeof(q), &qlen, &id),
+        DT_OK);
+    memcpy(plain, q, qlen);
+    plen = qlen;
+    assert_int_equal(dt__wire_mix_case(q, qlen), DT_OK);
+    assert_int_equal(qlen, plen);
+    for (size_t i = 0; i < qlen; i++) {
+      uint8_t a = q[i], b = plain[i];
+      if (a != b) {
+        assert_true((a | 0x20) == (b | 0x20) && (a | 0x20) >= 'a' &&
+                    (a | 0x20) <= 'z');
+      }
+      upper = upper || (a >= 'A' && a <= 'Z');
+      lower_seen = lower_seen || (a >= 'a' && a <= 'z');
+    }
+    /* The reply echoes the mixed name: it matches, exactly too; the
+     * query as first built (other case) matches only loosely. */
+    uint8_t r[DT_WIRE_QUERY_MAX];
+    memcpy(r, q, qlen);
+    r[2] |= 0x80;
+    assert_int_equal(dt__wire_match_exact(r, qlen, q, qlen), DT_MATCH_OK);
+    memcpy(r + 12, plain + 12, qlen - 12);
+    assert_int_equal(dt__wire_match(r, qlen, q, qlen), DT_MATCH_OK);
+    if (memcmp(plain, q, qlen) != 0) {
+      assert_int_equal(dt__wire_match_exact(r, qlen, q, qlen),
+                       DT_MATCH_QUESTION);
+    }
+  }
+  /* 30 letters a round: all one case in four rounds would be 2^-118. */
+  assert_true(upper && lower_seen);
+  assert_int_equal(dt__wire_mix_case(q, 5), DT_EINVAL);
+  assert_int_equal(dt__wire_mix_case(NULL, 0), DT_EINVAL);
+}
+
 static void test_match_compressed(void **state) {
   (void)state;
   uint8_t q[DT_WIRE_QUERY_MAX];
@@ -1600,6 +1645,7 @@ int main(void) {
       cmocka_unit_test(test_query_limits),
       cmocka_unit_test(test_match),
       cmocka_unit_test(test_match_compressed),
+      cmocka_unit_test(test_mix_case),
       cmocka_unit_test(test_truncated),
       cmocka_unit_test(test_head),
       cmocka_unit_test(test_parse_hops),
