@@ -27,7 +27,7 @@ static void usage(FILE *fp) {
               "[-r RESOLV_CONF]\n"
               "             [+tcp] [+short] [+json] [+nocache] [+search] "
               "[+timeout=MS]\n"
-              "             [+tries=N] [+interval=MS] NAME [TYPE]\n");
+              "             [+tries=N] [+interval=MS] [+0x20] NAME [TYPE]\n");
 }
 
 static void json_string(const char *s) {
@@ -288,6 +288,7 @@ int main(int argc, char **argv) {
     o.resolv_conf = args.resolv_conf;
   }
   o.hosts = "";
+  o.dns0x20 = args.dns0x20;
   if (args.timeout_ms > 0) {
     o.timeout_ms = (int)args.timeout_ms;
   }

@@ -80,6 +80,8 @@ bool dtdig_parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
         a->nocache = true;
       } else if (strcmp(opt, "search") == 0) {
         a->search = true;
+      } else if (strcmp(opt, "0x20") == 0) {
+        a->dns0x20 = true;
       } else if (strcmp(opt, "cache") == 0) {
         a->dump_cache = true;
       } else if (strncmp(opt, "timeout=", 8) == 0) {

@@ -20,7 +20,7 @@ typedef struct {
   long timeout_ms;
   long tries;
   long interval_ms;
-  bool tcp, short_out, json, nocache, search, dump_cache;
+  bool tcp, short_out, json, nocache, search, dump_cache, dns0x20;
 } dtdig_args_t;
 
 /* Parses argv (argv[0] is the program); on error writes a message to err
