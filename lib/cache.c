@@ -571,10 +571,10 @@ static void entry_view(const entry_t *e, bool stale, dt_answer_t *v) {
   v->stale = stale;
 }
 
-dt_cache_result_t
-dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
-              bool allow_stale,
-              void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+static dt_cache_result_t
+cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+          bool allow_stale, bool count_miss,
+          void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
   if (c == NULL) {
     return DT_CACHE_MISS;
   }
@@ -630,12 +630,26 @@ dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
       }
     }
   }
-  if (res == DT_CACHE_MISS && !allow_stale) {
+  if (res == DT_CACHE_MISS && !allow_stale && count_miss) {
     s->misses++;
   }
   pthread_mutex_unlock(&s->lock);
   free_chain(doomed);
   return res;
+}
+
+dt_cache_result_t
+dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+              bool allow_stale,
+              void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+  return cache_get(c, name, type, qclass, allow_stale, true, visit, ctx);
+}
+
+dt_cache_result_t
+dt__cache_probe(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+                void (*visit)(const dt_cache_hit_t *hit, void *ctx),
+                void *ctx) {
+  return cache_get(c, name, type, qclass, false, false, visit, ctx);
 }
 
 /* ---- maintenance ------------------------------------------------------------

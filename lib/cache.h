@@ -80,6 +80,13 @@ dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
               bool allow_stale,
               void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx);
 
+/* dt__cache_get without stale answers, for a fast path that falls back to
+ * the full query machine on a miss: a hit counts as usual, a miss does
+ * not, since the machine looks again and counts it then. */
+dt_cache_result_t
+dt__cache_probe(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+                void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx);
+
 /* Removes every entry (name NULL) or every entry of one name (any type). */
 void dt__cache_flush(dt_cache_t *c, const char *name);
 

@@ -536,7 +536,7 @@ dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
         dt__candidate_name(r, name, cand[0], qname, sizeof(qname)) == DT_OK) {
       into_ctx_t c = {buf, *buflen, 0, NULL, DT_OK, false};
       dt_cache_result_t res =
-          dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c);
+          dt__cache_probe(r->cache, qname, type, 1, copy_hit, &c);
       if (c.prefetch) {
         dt__prefetch_start(r, qname, type);
       }
@@ -611,7 +611,7 @@ static bool lookup_from_cache(dt_resolver_t *r, const char *host, int family,
         continue;
       }
       ctx.prefetch = false;
-      if (dt__cache_get(r->cache, qname, types[i], 1, false, addrs_hit, &ctx) ==
+      if (dt__cache_probe(r->cache, qname, types[i], 1, addrs_hit, &ctx) ==
           DT_CACHE_MISS) {
         return false;
       }
