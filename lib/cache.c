@@ -573,6 +573,7 @@ static void entry_view(const entry_t *e, bool stale, dt_answer_t *v) {
 
 static dt_cache_result_t
 get_by_key(dt_cache_t *c, const ckey_t *kp, bool valid, bool allow_stale,
+           bool count_miss,
            void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
   shard_t *s = shard_of(c, valid ? kp->hashv : 0);
   uint64_t now = dt__clock_us(&c->cfg.clock);
@@ -624,7 +625,7 @@ get_by_key(dt_cache_t *c, const ckey_t *kp, bool valid, bool allow_stale,
       }
     }
   }
-  if (res == DT_CACHE_MISS && !allow_stale) {
+  if (res == DT_CACHE_MISS && !allow_stale && count_miss) {
     s->misses++;
   }
   pthread_mutex_unlock(&s->lock);
@@ -632,23 +633,37 @@ get_by_key(dt_cache_t *c, const ckey_t *kp, bool valid, bool allow_stale,
   return res;
 }
 
-dt_cache_result_t
-dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
-              bool allow_stale,
-              void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+static dt_cache_result_t
+cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+          bool allow_stale, bool count_miss,
+          void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
   if (c == NULL) {
     return DT_CACHE_MISS;
   }
   ckey_t k;
   bool valid = key_make(&k, name, type, qclass) == DT_OK;
-  return get_by_key(c, &k, valid, allow_stale, visit, ctx);
+  return get_by_key(c, &k, valid, allow_stale, count_miss, visit, ctx);
 }
 
 dt_cache_result_t
-dt__cache_get_normal(dt_cache_t *c, const char *norm, size_t len, uint16_t type,
-                     uint16_t qclass, bool allow_stale,
-                     void (*visit)(const dt_cache_hit_t *hit, void *ctx),
-                     void *ctx) {
+dt__cache_get(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+              bool allow_stale,
+              void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+  return cache_get(c, name, type, qclass, allow_stale, true, visit, ctx);
+}
+
+dt_cache_result_t
+dt__cache_probe(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
+                void (*visit)(const dt_cache_hit_t *hit, void *ctx),
+                void *ctx) {
+  return cache_get(c, name, type, qclass, false, false, visit, ctx);
+}
+
+dt_cache_result_t
+dt__cache_probe_normal(dt_cache_t *c, const char *norm, size_t len,
+                       uint16_t type, uint16_t qclass,
+                       void (*visit)(const dt_cache_hit_t *hit, void *ctx),
+                       void *ctx) {
   if (c == NULL || len == 0 || len >= DT_NAME_BUFSIZE) {
     return DT_CACHE_MISS;
   }
@@ -660,7 +675,7 @@ dt__cache_get_normal(dt_cache_t *c, const char *norm, size_t len, uint16_t type,
   memcpy(k.b + KEY_HEAD, norm, len + 1);
   k.len = KEY_HEAD + len;
   HASH_VALUE(k.b, k.len, k.hashv);
-  return get_by_key(c, &k, true, allow_stale, visit, ctx);
+  return get_by_key(c, &k, true, false, false, visit, ctx);
 }
 
 /* ---- maintenance ------------------------------------------------------------

@@ -38,7 +38,7 @@ static void lookup_finish(dt_lookup_t *l, dt_status_t st) {
 /* Both questions of the candidate are answered: decide. */
 static void lookup_settle(dt_lookup_t *l) {
   dt_status_t worst = DT_OK;
-  bool positive = false;
+  bool positive = false, nomem = false;
   for (size_t i = 0; i < 2; i++) {
     if (!l->used[i]) {
       continue;
@@ -55,6 +55,7 @@ static void lookup_settle(dt_lookup_t *l) {
       }
       dt_answer_free(a);
     }
+    nomem = nomem || st == DT_ENOMEM;
     /* Rank the failure the way the caller most wants to hear it. */
     if (st == DT_ENODATA) {
       l->nodata = true;
@@ -64,6 +65,12 @@ static void lookup_settle(dt_lookup_t *l) {
                worst == DT_EREFUSED) {
       worst = st;
     }
+  }
+  if (nomem) {
+    /* The other family's addresses alone would pass for the whole answer:
+     * running out of memory is said, not hidden. */
+    lookup_finish(l, DT_ENOMEM);
+    return;
   }
   if (positive) {
     lookup_finish(l, DT_OK);

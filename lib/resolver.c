@@ -37,6 +37,7 @@ void dt_resolver_opts_init(dt_resolver_opts_t *opts) {
   opts->serve_stale = false;
   opts->stale_window_s = 86400;
   opts->prefetch = false;
+  opts->dns0x20 = false;
 }
 
 /* "ADDR", "ADDR:PORT", "[V6]:PORT", "V6" and "V6%scope" (port 53 unless
@@ -172,6 +173,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
   r->ndots = 1;
   r->rotate = opts->rotate;
   r->edns = opts->edns;
+  r->dns0x20 = opts->dns0x20;
   r->penalty_ms = opts->server_penalty_ms < 0 ? 0 : opts->server_penalty_ms;
 
   conf = dt__malloc(sizeof(*conf));
@@ -499,10 +501,9 @@ dt_status_t dt_resolver_query_into(dt_resolver_t *r, const char *name,
         dt__candidate_name(r, name, cand[0], qname, sizeof(qname)) == DT_OK) {
       into_ctx_t c = {buf, *buflen, 0, NULL, DT_OK, false};
       dt_cache_result_t res =
-          cand[0] < 0
-              ? dt__cache_get_normal(r->cache, qname, strlen(qname), type, 1,
-                                     false, copy_hit, &c)
-              : dt__cache_get(r->cache, qname, type, 1, false, copy_hit, &c);
+          cand[0] < 0 ? dt__cache_probe_normal(r->cache, qname, strlen(qname),
+                                               type, 1, copy_hit, &c)
+                      : dt__cache_probe(r->cache, qname, type, 1, copy_hit, &c);
       if (c.prefetch) {
         dt__prefetch_start(r, qname, type);
       }
@@ -583,13 +584,13 @@ static bool lookup_from_cache(dt_resolver_t *r, const char *host,
         continue;
       }
       ctx.prefetch = false;
-      /* qname is in normal form either way; the as-is candidate skips
-       * folding the key again. */
+      /* The as-is candidate is in normal form already: its key is not
+       * folded again. */
       dt_cache_result_t res =
-          cand[c] < 0 ? dt__cache_get_normal(r->cache, qname, qlen, types[i], 1,
-                                             false, addrs_hit, &ctx)
-                      : dt__cache_get(r->cache, qname, types[i], 1, false,
-                                      addrs_hit, &ctx);
+          cand[c] < 0 ? dt__cache_probe_normal(r->cache, qname, qlen, types[i],
+                                               1, addrs_hit, &ctx)
+                      : dt__cache_probe(r->cache, qname, types[i], 1,
+                                        addrs_hit, &ctx);
       if (res == DT_CACHE_MISS) {
         return false;
       }

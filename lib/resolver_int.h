@@ -55,6 +55,7 @@ struct dt_resolver {
   int penalty_ms;
   bool rotate;
   bool edns;
+  bool dns0x20;         /* random case in questions, exact case in replies */
   unsigned rotate_next; /* atomic */
   pthread_mutex_t lock; /* servers' penalties */
 

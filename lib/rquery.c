@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <unistd.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "alloc.h"
@@ -150,6 +151,9 @@ static void start_try(dt_rquery_t *q) {
     dt_status_t st =
         dt__wire_build_query(q->qname, q->qtype, q->edns_sent, q->query,
                              sizeof(q->query), &q->qlen, &q->id);
+    if (st == DT_OK && r->dns0x20) {
+      st = dt__wire_mix_case(q->query, q->qlen);
+    }
     if (st != DT_OK) {
       finish(q, st);
       return;
@@ -172,6 +176,7 @@ static void start_try(dt_rquery_t *q) {
                               q->query, q->qlen, &r->ex);
     }
     if (st == DT_OK) {
+      q->ex.exact_case = r->dns0x20;
       q->active = true;
       q->try_deadline = dt__deadline_min(
           dt__deadline_in(&r->clock, r->timeout_ms), q->deadline);
@@ -310,6 +315,40 @@ dt_deadline_t dt__rquery_deadline(const dt_rquery_t *q) {
   return q->active && !q->waiting ? q->try_deadline : q->deadline;
 }
 
+static void fold(char *s) {
+  for (; *s != '\0'; s++) {
+    if (*s >= 'A' && *s <= 'Z') {
+      *s = (char)(*s + ('a' - 'A'));
+    }
+  }
+}
+
+/* 0x20 mode: the question went out in random case and the server echoed
+ * it; the caller sees it in lower case instead, in the answer's qname and
+ * in the owners that spell the same name. The strings live in the
+ * answer's own writable block (dt__wire_parse); folding keeps lengths. */
+static void unmix_case(dt_answer_t *a) {
+  char *qname = (char *)(uintptr_t)a->qname;
+  dt_rr_t *rrs[2] = {(dt_rr_t *)(uintptr_t)a->answer,
+                     (dt_rr_t *)(uintptr_t)a->authority};
+  size_t counts[2] = {a->nanswer, a->nauthority};
+  for (size_t k = 0; k < 2; k++) {
+    for (size_t i = 0; i < counts[k]; i++) {
+      char *owner = (char *)(uintptr_t)rrs[k][i].owner;
+      if (owner != NULL && qname != NULL && strcasecmp(owner, qname) == 0) {
+        fold(owner);
+      }
+    }
+  }
+  if (a->canonical != NULL && qname != NULL &&
+      strcasecmp(a->canonical, qname) == 0) {
+    fold((char *)(uintptr_t)a->canonical);
+  }
+  if (qname != NULL) {
+    fold(qname);
+  }
+}
+
 /* A reply matched the current try. */
 static void on_reply(dt_rquery_t *q) {
   dt_resolver_t *r = q->r;
@@ -348,6 +387,9 @@ static void on_reply(dt_rquery_t *q) {
   if (st != DT_OK) {
     advance(q, DT_EBADREPLY);
     return;
+  }
+  if (r->dns0x20) {
+    unmix_case(a);
   }
   dt_server_t *s = &r->servers[q->server];
   memcpy(&a->server, &s->addr, s->len);
@@ -435,7 +477,7 @@ bool dt__rquery_offer_datagram(dt_rquery_t *q, const uint8_t *pkt, size_t len,
     *why = DT_MATCH_ID;
     return false;
   }
-  *why = dt__wire_match(pkt, len, q->ex.out + 2, q->ex.qlen);
+  *why = dt__exchange_match(&q->ex, pkt, len);
   if (*why != DT_MATCH_OK) {
     return false;
   }

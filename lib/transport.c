@@ -63,6 +63,7 @@ static void exchange_init(dt_exchange_t *ex, const struct sockaddr *server,
   memcpy(&ex->server, server, server_len);
   ex->server_len = server_len;
   ex->counters = counters;
+  ex->exact_case = false;
   ex->out[0] = (uint8_t)(qlen >> 8);
   ex->out[1] = (uint8_t)qlen;
   memcpy(ex->out + 2, query, qlen);
@@ -191,6 +192,12 @@ short dt__exchange_events(const dt_exchange_t *ex) {
   }
 }
 
+dt_match_t dt__exchange_match(const dt_exchange_t *ex, const uint8_t *pkt,
+                              size_t len) {
+  return ex->exact_case ? dt__wire_match_exact(pkt, len, ex->out + 2, ex->qlen)
+                        : dt__wire_match(pkt, len, ex->out + 2, ex->qlen);
+}
+
 /* Reads datagrams until one matches or the socket would block. */
 static dt_ex_result_t udp_recv(dt_exchange_t *ex, dt_status_t *err) {
   for (;;) {
@@ -222,7 +229,7 @@ static dt_ex_result_t udp_recv(dt_exchange_t *ex, dt_status_t *err) {
       len = sizeof(ex->udp);
       ex->udp[2] |= 0x02;
     }
-    dt_match_t m = dt__wire_match(ex->udp, len, ex->out + 2, ex->qlen);
+    dt_match_t m = dt__exchange_match(ex, ex->udp, len);
     if (m == DT_MATCH_OK) {
       COUNT(ex, replies_accepted);
       ex->reply = ex->udp;
@@ -299,8 +306,7 @@ static dt_ex_result_t tcp_recv(dt_exchange_t *ex, dt_status_t *err) {
       }
     }
     if (ex->tcp_got > 2 && ex->tcp_got - 2 == ex->tcp_need) {
-      dt_match_t m =
-          dt__wire_match(ex->tcp_buf, ex->tcp_need, ex->out + 2, ex->qlen);
+      dt_match_t m = dt__exchange_match(ex, ex->tcp_buf, ex->tcp_need);
       if (m == DT_MATCH_OK) {
         COUNT(ex, replies_accepted);
         ex->reply = ex->tcp_buf;

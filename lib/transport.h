@@ -52,6 +52,9 @@ typedef struct {
   struct sockaddr_storage server;
   socklen_t server_len;
   dt_ex_counters_t *counters; /* may be NULL */
+  /* 0x20 mode: the reply's question must keep the query's case. Set by the
+   * caller after a start (no reply is read before the first process). */
+  bool exact_case;
   /* The query with room for TCP's 2-byte length in front. */
   uint8_t out[2 + DT_WIRE_QUERY_MAX];
   size_t qlen;
@@ -89,6 +92,10 @@ dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
  * the caller's buffer (the reply gets TC, so the question moves to TCP). */
 void dt__exchange_deliver(dt_exchange_t *ex, const uint8_t *pkt, size_t len,
                           bool truncated);
+/* Whether pkt answers the exchange's query (dt__wire_match, or
+ * dt__wire_match_exact in 0x20 mode). */
+dt_match_t dt__exchange_match(const dt_exchange_t *ex, const uint8_t *pkt,
+                              size_t len);
 int dt__exchange_fd(const dt_exchange_t *ex);
 /* POLLIN or POLLOUT: what the exchange waits for. */
 short dt__exchange_events(const dt_exchange_t *ex);

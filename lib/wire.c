@@ -85,8 +85,10 @@ static void id_pool_setup(void) {
   pthread_atfork(NULL, NULL, id_pool_forget);
 }
 
-static dt_status_t random_id(uint8_t out[2]) {
-  if (id_left < 2) {
+/* n (at most ID_POOL) bytes from the thread's pool; 0x20 case bits come
+ * from here too. */
+static dt_status_t pool_take(uint8_t *out, size_t n) {
+  if (id_left < n) {
     pthread_once(&id_once, id_pool_setup);
     dt_status_t st = dt__wire_random(id_pool, sizeof(id_pool));
     if (st != DT_OK) {
@@ -94,11 +96,15 @@ static dt_status_t random_id(uint8_t out[2]) {
     }
     id_left = sizeof(id_pool);
   }
-  id_left -= 2;
-  memcpy(out, id_pool + id_left, 2);
+  id_left -= n;
+  memcpy(out, id_pool + id_left, n);
   /* Spent bytes are not left behind for a later reader of the memory. */
-  memset(id_pool + id_left, 0, 2);
+  memset(id_pool + id_left, 0, n);
   return DT_OK;
+}
+
+static dt_status_t random_id(uint8_t out[2]) {
+  return pool_take(out, 2);
 }
 
 dt_status_t dt__wire_random(void *buf, size_t n) {
@@ -280,8 +286,39 @@ static bool question_read(const uint8_t *m, size_t len, uint8_t *name,
   return true;
 }
 
-dt_match_t dt__wire_match(const uint8_t *pkt, size_t len, const uint8_t *q,
-                          size_t qlen) {
+dt_status_t dt__wire_mix_case(uint8_t *q, size_t qlen) {
+  if (q == NULL || qlen < HEADER_LEN || rd16(q + 4) != 1) {
+    return DT_EINVAL;
+  }
+  size_t end = HEADER_LEN;
+  if (!name_walk(q, qlen, &end, NULL, NULL)) {
+    return DT_EINVAL;
+  }
+  /* One bit per byte of the name: at most 255 bits. */
+  uint8_t bits[NAME_MAX_WIRE / 8 + 1];
+  dt_status_t st = pool_take(bits, sizeof(bits));
+  if (st != DT_OK) {
+    return st;
+  }
+  /* A query's name is uncompressed: length octets, then label bytes. */
+  size_t i = HEADER_LEN;
+  while (i < end && q[i] != 0) {
+    size_t l = q[i++];
+    for (size_t k = 0; k < l; k++, i++) {
+      uint8_t c = lower(q[i]);
+      size_t b = i - HEADER_LEN;
+      if (c >= 'a' && c <= 'z' && (bits[b / 8] >> (b % 8) & 1)) {
+        c = (uint8_t)(c - ('a' - 'A'));
+      }
+      q[i] = c;
+    }
+  }
+  memset(bits, 0, sizeof(bits));
+  return DT_OK;
+}
+
+static dt_match_t match(const uint8_t *pkt, size_t len, const uint8_t *q,
+                        size_t qlen, bool exact) {
   if (pkt == NULL || q == NULL || len < HEADER_LEN || qlen < HEADER_LEN) {
     return DT_MATCH_MALFORMED;
   }
@@ -300,10 +337,21 @@ dt_match_t dt__wire_match(const uint8_t *pkt, size_t len, const uint8_t *q,
     return DT_MATCH_MALFORMED;
   }
   if (rtype != qtype || rclass != qclass ||
-      !name_eq(rname, rlen, qname, qnlen)) {
+      !name_eq(rname, rlen, qname, qnlen) ||
+      (exact && memcmp(rname, qname, rlen) != 0)) {
     return DT_MATCH_QUESTION;
   }
   return DT_MATCH_OK;
+}
+
+dt_match_t dt__wire_match(const uint8_t *pkt, size_t len, const uint8_t *q,
+                          size_t qlen) {
+  return match(pkt, len, q, qlen, false);
+}
+
+dt_match_t dt__wire_match_exact(const uint8_t *pkt, size_t len,
+                                const uint8_t *q, size_t qlen) {
+  return match(pkt, len, q, qlen, true);
 }
 
 dt_status_t dt__wire_head(const uint8_t *pkt, size_t len,

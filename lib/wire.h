@@ -45,6 +45,19 @@ typedef enum {
 dt_match_t dt__wire_match(const uint8_t *pkt, size_t len, const uint8_t *q,
                           size_t qlen);
 
+/* DNS 0x20 (draft-vixie-dnsext-dns0x20): gives each letter of the question
+ * name of a query built by dt__wire_build_query a random case, one bit per
+ * letter from the CSPRNG, so an off-path attacker must also guess the
+ * spelling. The reply must then pass dt__wire_match_exact. DT_EINVAL when
+ * q holds no walkable question. */
+dt_status_t dt__wire_mix_case(uint8_t *q, size_t qlen);
+
+/* dt__wire_match, but the reply's question name must equal the query's
+ * byte for byte, case included (0x20 mode): a reply in another case is
+ * DT_MATCH_QUESTION. */
+dt_match_t dt__wire_match_exact(const uint8_t *pkt, size_t len,
+                                const uint8_t *q, size_t qlen);
+
 /* Facts of a matched reply the resolver acts on before parsing. */
 typedef struct {
   int rcode; /* with the extended bits from OPT when present */

@@ -90,6 +90,8 @@ static int setup(void **state) {
   fakedns_add(srv, "1.2.0.192.in-addr.arpa. 300 IN PTR www.dig.test.");
   fakedns_add(srv, "short.dig.test. 1 IN A 192.0.2.5");
   fakedns_add(srv, "cached.dig.test. 300 IN A 192.0.2.6");
+  fakedns_add(srv, "abcdefghijklmnopqrstuvwxyzabcde.dig.test. 300 IN A "
+                   "192.0.2.7");
   fakedns_behaviour_t b;
   fakedns_behaviour_init(&b);
   b.black_hole = true;
@@ -97,6 +99,11 @@ static int setup(void **state) {
   fakedns_behaviour_init(&b);
   b.rcode = 2;
   fakedns_set_behaviour(srv, "fail.dig.test", 0, &b);
+  /* A spoof with the question in lower case: with +0x20, dropped. */
+  fakedns_behaviour_init(&b);
+  b.lower_question = true;
+  b.spoof_rr = "x 300 IN A 192.0.2.66";
+  fakedns_set_behaviour(srv, "abcdefghijklmnopqrstuvwxyzabcde.dig.test", 0, &b);
   if (fakedns_start(srv) != DT_OK) {
     return -1;
   }
@@ -151,6 +158,24 @@ static void test_short_and_reverse(void **state) {
 }
 
 /* One JSON object per query per line, with the fields the man page names. */
+static void test_0x20(void **state) {
+  (void)state;
+  const char *args[] = {"@127.0.0.1",
+                        "-p",
+                        port,
+                        "+short",
+                        "abcdefghijklmnopqrstuvwxyzabcde.dig.test",
+                        NULL};
+  assert_int_equal(run(out, sizeof(out), NULL, 0, args), 0);
+  assert_string_equal(out, "192.0.2.66\n"); /* case ignored: spoof taken */
+  const char *mixed[] = {
+      "@127.0.0.1", "-p",    port,
+      "+short",     "+0x20", "abcdefghijklmnopqrstuvwxyzabcde.dig.test",
+      NULL};
+  assert_int_equal(run(out, sizeof(out), NULL, 0, mixed), 0);
+  assert_string_equal(out, "192.0.2.7\n");
+}
+
 static void test_json_and_repeats(void **state) {
   (void)state;
   const char *args[] = {"@127.0.0.1", "-p",           port,  "-n", "3",
@@ -278,6 +303,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_default_output),
       cmocka_unit_test(test_short_and_reverse),
+      cmocka_unit_test(test_0x20),
       cmocka_unit_test(test_json_and_repeats),
       cmocka_unit_test(test_repeats_hit_the_cache),
       cmocka_unit_test(test_no_reply_exit_9),

@@ -328,6 +328,108 @@ static void test_spoofed_replies_dropped(void **state) {
   spoof_case(f, set_wrong_port, SIZE_MAX);
 }
 
+/* DNS 0x20. The name has 31 letters, so a query in all lower case, which
+ * the lower-case spoof would match, comes once in 2^31 runs. */
+#define LONG_NAME "abcdefghijklmnopqrstuvwxyzabcde.dt.test"
+
+static dt_resolver_t *resolver_0x20(fixture_t *f, bool on, int timeout_ms) {
+  const char *s[] = {f->addr};
+  dt_resolver_opts_t o;
+  dt_resolver_opts_init(&o);
+  o.servers = s;
+  o.nservers = 1;
+  o.hosts = "";
+  o.cache = false;
+  o.timeout_ms = timeout_ms;
+  o.attempts = 1;
+  o.dns0x20 = on;
+  dt_resolver_t *r = NULL;
+  assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
+  return r;
+}
+
+static void lower_spoof(fixture_t *f, uint16_t type, const char *rr,
+                        bool spoof_only) {
+  fakedns_behaviour_t b;
+  fakedns_behaviour_init(&b);
+  b.lower_question = true;
+  b.spoof_only = spoof_only;
+  b.spoof_rr = rr;
+  assert_int_equal(fakedns_set_behaviour(f->srv, LONG_NAME, type, &b), DT_OK);
+}
+
+static void test_dns0x20(void **state) {
+  fixture_t *f = *state;
+  assert_int_equal(fakedns_add(f->srv, LONG_NAME ". 60 IN A 192.0.2.40"),
+                   DT_OK);
+  assert_int_equal(fakedns_add(f->srv, LONG_NAME ". 60 IN AAAA 2001:db8::40"),
+                   DT_OK);
+  dt_answer_t *a = NULL;
+  dt_resolver_stats_t st;
+
+  /* The fake echoes the query's case: answers come back, shown in lower
+   * case whatever the spelling on the wire. */
+  dt_resolver_t *r = resolver_0x20(f, true, 1000);
+  assert_int_equal(dt_resolver_query(r,
+                                     "ABCdefghijklmnopqrstuvwxyzabcde.DT.test",
+                                     DT_TYPE_A, 0, -1, &a),
+                   DT_OK);
+  assert_string_equal(a->qname, LONG_NAME ".");
+  assert_string_equal(a->answer[0].owner, LONG_NAME ".");
+  assert_string_equal(a->answer[0].data, "192.0.2.40");
+  dt_answer_free(a);
+
+  /* Without 0x20 a spoof whose question is in lower case is taken (case
+   * is ignored) and its forged address wins; with 0x20 it is dropped and
+   * the genuine reply behind it taken, over UDP and over TCP. */
+  lower_spoof(f, DT_TYPE_A, "x 60 IN A 192.0.2.66", false);
+  dt_resolver_t *plain = resolver_0x20(f, false, 1000);
+  assert_int_equal(dt_resolver_query(plain, LONG_NAME, DT_TYPE_A, 0, -1, &a),
+                   DT_OK);
+  assert_string_equal(a->answer[0].data, "192.0.2.66");
+  dt_answer_free(a);
+  dt_resolver_free(plain);
+  for (int tcp = 0; tcp < 2; tcp++) {
+    dt_resolver_get_stats(r, &st);
+    uint64_t before = st.dropped_question;
+    assert_int_equal(dt_resolver_query(r, LONG_NAME, DT_TYPE_A,
+                                       tcp ? DT_QUERY_TCP : 0, -1, &a),
+                     DT_OK);
+    assert_string_equal(a->answer[0].data, "192.0.2.40");
+    assert_int_equal(a->nanswer, 1);
+    dt_answer_free(a);
+    dt_resolver_get_stats(r, &st);
+    assert_int_equal(st.dropped_question, before + 1);
+  }
+
+  /* Both questions of an address lookup share one UDP socket: each
+   * question's spelling is checked against its own reply. */
+  lower_spoof(f, DT_TYPE_AAAA, "x 60 IN AAAA 2001:db8::66", false);
+  dt_addr_t addrs[4];
+  size_t n = 0;
+  dt_resolver_get_stats(r, &st);
+  uint64_t before = st.dropped_question;
+  assert_int_equal(
+      dt_resolver_lookup_addrs(r, LONG_NAME, AF_UNSPEC, -1, addrs, 4, &n),
+      DT_OK);
+  assert_int_equal(n, 2);
+  char text[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addrs[0].addr)->sin6_addr, text,
+            sizeof(text));
+  assert_string_equal(text, "2001:db8::40");
+  inet_ntop(AF_INET, &((struct sockaddr_in *)&addrs[1].addr)->sin_addr, text,
+            sizeof(text));
+  assert_string_equal(text, "192.0.2.40");
+  dt_resolver_get_stats(r, &st);
+  assert_int_equal(st.dropped_question, before + 2);
+
+  /* Only the spoof comes: no reply counts, the query times out. */
+  lower_spoof(f, DT_TYPE_A, NULL, true);
+  assert_int_equal(dt_resolver_query(r, LONG_NAME, DT_TYPE_A, 0, 300, &a),
+                   DT_ETIMEDOUT);
+  dt_resolver_free(r);
+}
+
 static void test_garbage_survived(void **state) {
   fixture_t *f = *state;
   /* A compression loop in the question, carrying the query's ID. */
@@ -1017,6 +1119,7 @@ int main(void) {
       cmocka_unit_test_setup(test_negative_answers, reset),
       cmocka_unit_test_setup(test_truncated_retries_over_tcp, reset),
       cmocka_unit_test_setup(test_spoofed_replies_dropped, reset),
+      cmocka_unit_test_setup(test_dns0x20, reset),
       cmocka_unit_test_setup(test_garbage_survived, reset),
       cmocka_unit_test_setup(test_dropped_query_retried, reset),
       cmocka_unit_test_setup(test_failover_dead_and_blackholed, reset),

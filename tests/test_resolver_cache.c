@@ -175,6 +175,39 @@ static void test_negative_answers_cached(void **state) {
 }
 
 /* A hit allocates nothing, through both calls that can take one. */
+/* misses counts questions that had to be asked, once each: the fast
+ * paths of lookup_addrs and query_into look in the cache before the query
+ * machine looks again, and only the machine's look counts. */
+static void test_misses_counted_once(void **state) {
+  (void)state;
+  dt_resolver_t *r = resolver(true, false);
+  dt_addr_t addrs[4];
+  size_t n;
+  dt_cache_stats_t cs;
+  assert_int_equal(
+      dt_resolver_lookup_addrs(r, "www.c.test", AF_UNSPEC, -1, addrs, 4, &n),
+      DT_OK);
+  dt_cache_get_stats(r, &cs);
+  assert_int_equal(cs.misses, 2); /* AAAA and A */
+  assert_int_equal(cs.hits, 0);
+  assert_int_equal(
+      dt_resolver_lookup_addrs(r, "www.c.test", AF_UNSPEC, -1, addrs, 4, &n),
+      DT_OK);
+  dt_cache_get_stats(r, &cs);
+  assert_int_equal(cs.misses, 2);
+  assert_int_equal(cs.hits, 2);
+  uint64_t buf[512];
+  size_t len = sizeof(buf);
+  const dt_answer_t *a = NULL;
+  assert_int_equal(dt_resolver_query_into(r, "alias.c.test", DT_TYPE_A, 0, -1,
+                                          buf, &len, &a),
+                   DT_OK);
+  dt_cache_get_stats(r, &cs);
+  assert_int_equal(cs.misses, 3);
+  assert_int_equal(cs.hits, 2);
+  dt_resolver_free(r);
+}
+
 static void test_hit_allocates_nothing(void **state) {
   (void)state;
   dt_resolver_t *r = resolver(false, false);
@@ -360,8 +393,8 @@ static void test_prefetch(void **state) {
   for (int i = 0; i < 200 && ttl < 250; i++) {
     struct timespec ts = {0, 5000000};
     nanosleep(&ts, NULL);
-    assert_int_equal(
-        dt_resolver_query(r, "www.c.test", DT_TYPE_A, 0, -1, &a), DT_OK);
+    assert_int_equal(dt_resolver_query(r, "www.c.test", DT_TYPE_A, 0, -1, &a),
+                     DT_OK);
     assert_true(a->from_cache);
     ttl = a->ttl;
     dt_answer_free(a);
@@ -438,6 +471,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_hit_counts_down, reset),
       cmocka_unit_test_setup(test_negative_answers_cached, reset),
+      cmocka_unit_test_setup(test_misses_counted_once, reset),
       cmocka_unit_test_setup(test_hit_allocates_nothing, reset),
       cmocka_unit_test_setup(test_coalescing, reset),
       cmocka_unit_test_setup(test_serve_stale, reset),

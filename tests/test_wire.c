@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <ldns/ldns.h>
@@ -348,6 +349,51 @@ static void test_match(void **state) {
                (int)cases[i].want);
     }
   }
+}
+
+/* 0x20: letters get a random case, everything else stays; the exact
+ * match then refuses the reply in any other case. */
+static void test_mix_case(void **state) {
+  (void)state;
+  const char *name = "abcdefghijklmnopqrstuvwxyz-0123.Example.";
+  uint8_t q[DT_WIRE_QUERY_MAX], plain[DT_WIRE_QUERY_MAX];
+  size_t qlen, plen;
+  uint16_t id;
+  bool upper = false, lower_seen = false;
+  for (int round = 0; round < 4; round++) {
+    assert_int_equal(
+        dt__wire_build_query(name, DT_TYPE_A, true, q, sizeof(q), &qlen, &id),
+        DT_OK);
+    memcpy(plain, q, qlen);
+    plen = qlen;
+    assert_int_equal(dt__wire_mix_case(q, qlen), DT_OK);
+    assert_int_equal(qlen, plen);
+    for (size_t i = 0; i < qlen; i++) {
+      uint8_t a = q[i], b = plain[i];
+      if (a != b) {
+        assert_true((a | 0x20) == (b | 0x20) && (a | 0x20) >= 'a' &&
+                    (a | 0x20) <= 'z');
+      }
+      upper = upper || (a >= 'A' && a <= 'Z');
+      lower_seen = lower_seen || (a >= 'a' && a <= 'z');
+    }
+    /* The reply echoes the mixed name: it matches, exactly too; the
+     * query as first built (other case) matches only loosely. */
+    uint8_t r[DT_WIRE_QUERY_MAX];
+    memcpy(r, q, qlen);
+    r[2] |= 0x80;
+    assert_int_equal(dt__wire_match_exact(r, qlen, q, qlen), DT_MATCH_OK);
+    memcpy(r + 12, plain + 12, qlen - 12);
+    assert_int_equal(dt__wire_match(r, qlen, q, qlen), DT_MATCH_OK);
+    if (memcmp(plain, q, qlen) != 0) {
+      assert_int_equal(dt__wire_match_exact(r, qlen, q, qlen),
+                       DT_MATCH_QUESTION);
+    }
+  }
+  /* 30 letters a round: all one case in four rounds would be 2^-118. */
+  assert_true(upper && lower_seen);
+  assert_int_equal(dt__wire_mix_case(q, 5), DT_EINVAL);
+  assert_int_equal(dt__wire_mix_case(NULL, 0), DT_EINVAL);
 }
 
 static void test_match_compressed(void **state) {
@@ -892,6 +938,134 @@ static void test_parse_counts_lie(void **state) {
   put16(b + 4, 1);
   put16(b + 6, 1);
   assert_int_equal(parse_raw(b, n + sizeof(one)), DT_OK);
+}
+
+/* The worst a 64 KiB reply (TCP) can make the parser do: about 5,400
+ * records whose owner names each take the longest pointer chain the
+ * parser follows (127 jumps), a 16-hop CNAME chain it must walk the whole
+ * answer section for at every hop, and the final A. Work is bounded per
+ * name and per hop, so the whole parse stays linear in the packet's size;
+ * allocation does not depend on the record count at all. */
+static size_t put_name(uint8_t *b, const char *labels) {
+  size_t n = 0;
+  while (*labels != '\0') {
+    const char *dot = strchr(labels, '.');
+    size_t l = dot != NULL ? (size_t)(dot - labels) : strlen(labels);
+    b[n++] = (uint8_t)l;
+    memcpy(b + n, labels, l);
+    n += l;
+    labels += l + (dot != NULL ? 1 : 0);
+  }
+  b[n++] = 0;
+  return n;
+}
+
+static size_t put_rr(uint8_t *b, uint16_t type, uint16_t rdlength) {
+  put16(b, type);
+  put16(b + 2, 1);
+  put16(b + 4, 0);
+  put16(b + 6, 60);
+  put16(b + 8, rdlength);
+  return 10;
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t worst_reply(uint8_t *b, size_t cap, size_t chain,
+                          unsigned *count) {
+  size_t n = raw_head(b, 0, 0, 0);
+  unsigned an = 0;
+  /* Record 1: opaque RDATA holding the pointer chain; pointer k points at
+   * pointer k-1, the first at the question's name (offset 12). */
+  n += put_name(b + n, "a.test");
+  size_t rd = n + 10;
+  n += put_rr(b + n, 65280, (uint16_t)(2 * chain));
+  for (size_t k = 0; k < chain; k++) {
+    size_t target = k == 0 ? 12 : rd + 2 * (k - 1);
+    b[n++] = (uint8_t)(0xc0 | target >> 8);
+    b[n++] = (uint8_t)target;
+  }
+  an++;
+  size_t last = rd + 2 * (chain - 1);
+  /* The CNAME chain and its final A go at the end: 16 hops from a.test. */
+  uint8_t tail[2048];
+  size_t t = 0;
+  char from[32], to[32];
+  for (int h = 0; h < DT_WIRE_MAX_CNAME_HOPS; h++) {
+    snprintf(from, sizeof(from), h == 0 ? "a.test" : "h%d.test", h);
+    snprintf(to, sizeof(to), "h%d.test", h + 1);
+    t += put_name(tail + t, from);
+    uint8_t target[64];
+    size_t tl = put_name(target, to);
+    t += put_rr(tail + t, DT_TYPE_CNAME, (uint16_t)tl);
+    memcpy(tail + t, target, tl);
+    t += tl;
+  }
+  snprintf(from, sizeof(from), "h%d.test", DT_WIRE_MAX_CNAME_HOPS);
+  t += put_name(tail + t, from);
+  t += put_rr(tail + t, DT_TYPE_A, 4);
+  memcpy(tail + t, "\xc0\x00\x02\x01", 4);
+  t += 4;
+  /* Filler: owner = a pointer to the chain's end, type TXT, no RDATA. */
+  while (n + 12 + t <= cap) {
+    b[n++] = (uint8_t)(0xc0 | last >> 8);
+    b[n++] = (uint8_t)last;
+    n += put_rr(b + n, DT_TYPE_TXT, 0);
+    an++;
+  }
+  memcpy(b + n, tail, t);
+  n += t;
+  an += DT_WIRE_MAX_CNAME_HOPS + 1;
+  put16(b + 6, (uint16_t)an);
+  *count = an;
+  return n;
+}
+
+static void test_parse_bounded(void **state) {
+  (void)state;
+  size_t cap = 65535;
+  uint8_t *b = malloc(cap);
+  assert_non_null(b);
+  unsigned an = 0;
+  size_t n = worst_reply(b, cap, 126, &an);
+  assert_true(an > 5000);
+
+  dt__alloc_reset_counts();
+  double t0 = cpu_seconds();
+  dt_answer_t *a = NULL;
+  assert_int_equal(dt__wire_parse(b, n, &a), DT_OK);
+  double spent = cpu_seconds() - t0;
+  /* One allocation, the answer's block, whatever the record count. */
+  assert_true(dt__alloc_count() <= 1);
+  assert_int_equal(a->nanswer, DT_WIRE_MAX_CNAME_HOPS + 1);
+  assert_string_equal(a->canonical, "h16.test.");
+  dt_answer_free(a);
+  dt_reply_head_t head;
+  assert_int_equal(dt__wire_head(b, n, &head), DT_OK);
+  /* About 10 ms at -O2 and 0.1 s under ASan here; the bound leaves room
+   * for valgrind (about 50 times slower) and a busy machine. A parser
+   * quadratic in the record count would take minutes. */
+  print_message("worst 64 KiB reply (%u records): %.3f s CPU\n", an, spent);
+  assert_true(spent < 20.0);
+
+  /* One pointer more than the parser follows: the chain's names fail. */
+  n = worst_reply(b, cap, 127, &an);
+  assert_int_equal(parse_raw(b, n), DT_EBADREPLY);
+
+  /* The same packet claiming 65535 answers: refused after walking what
+   * is there, with nothing allocated. */
+  n = worst_reply(b, cap, 126, &an);
+  put16(b + 6, 65535);
+  dt__alloc_reset_counts();
+  t0 = cpu_seconds();
+  assert_int_equal(parse_raw(b, n), DT_EBADREPLY);
+  assert_int_equal(dt__alloc_count(), 0);
+  assert_true(cpu_seconds() - t0 < 20.0);
+  free(b);
 }
 
 static void test_parse_malformed(void **state) {
@@ -1471,10 +1645,12 @@ int main(void) {
       cmocka_unit_test(test_query_limits),
       cmocka_unit_test(test_match),
       cmocka_unit_test(test_match_compressed),
+      cmocka_unit_test(test_mix_case),
       cmocka_unit_test(test_truncated),
       cmocka_unit_test(test_head),
       cmocka_unit_test(test_parse_hops),
       cmocka_unit_test(test_parse_counts_lie),
+      cmocka_unit_test(test_parse_bounded),
       cmocka_unit_test(test_parse_malformed),
       cmocka_unit_test(test_parse_case),
       cmocka_unit_test(test_parse_long_name),

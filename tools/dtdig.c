@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "dialtone.h"
+#include "dtdig_args.h"
 
 enum {
   EXIT_REPLY = 0,
@@ -21,165 +22,12 @@ enum {
   EXIT_INTERNAL = 10,
 };
 
-#define MAX_SERVERS 8
-
-typedef struct {
-  const char *servers[MAX_SERVERS];
-  size_t nservers;
-  unsigned long port; /* 0: as written in each @SERVER, else 53 */
-  const char *name;
-  const char *type_str;
-  const char *reverse;
-  const char *resolv_conf;
-  unsigned long count;
-  long timeout_ms;
-  long tries;
-  long interval_ms;
-  bool tcp, short_out, json, nocache, search, dump_cache;
-} dtdig_args_t;
-
 static void usage(FILE *fp) {
   fprintf(fp, "usage: dtdig [@SERVER]... [-p PORT] [-x ADDR] [-n COUNT] "
               "[-r RESOLV_CONF]\n"
               "             [+tcp] [+short] [+json] [+nocache] [+search] "
               "[+timeout=MS]\n"
-              "             [+tries=N] [+interval=MS] NAME [TYPE]\n");
-}
-
-static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
-                        unsigned long *out) {
-  char *end;
-  if (s == NULL || *s == '\0' || *s == '-' || *s == '+') {
-    return false;
-  }
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (*end != '\0' || errno != 0 || v < min || v > max) {
-    return false;
-  }
-  *out = v;
-  return true;
-}
-
-/* Parses the command line; on error writes a message to err and returns
- * false. Nothing is sent before the whole line has been accepted. */
-static bool parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
-                       size_t errlen) {
-  memset(a, 0, sizeof(*a));
-  a->count = 1;
-  a->timeout_ms = -1;
-  a->tries = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-    unsigned long v;
-    if (s[0] == '@') {
-      if (s[1] == '\0') {
-        snprintf(err, errlen, "empty server after '@'");
-        return false;
-      }
-      if (a->nservers == MAX_SERVERS) {
-        snprintf(err, errlen, "at most %d servers", MAX_SERVERS);
-        return false;
-      }
-      a->servers[a->nservers++] = s + 1;
-    } else if (strcmp(s, "-p") == 0 || strcmp(s, "-n") == 0 ||
-               strcmp(s, "-x") == 0 || strcmp(s, "-r") == 0) {
-      if (i + 1 >= argc) {
-        snprintf(err, errlen, "option %s needs an argument", s);
-        return false;
-      }
-      const char *arg = argv[++i];
-      if (s[1] == 'p') {
-        if (!parse_ulong(arg, 1, 65535, &a->port)) {
-          snprintf(err, errlen, "bad port '%s' (1-65535)", arg);
-          return false;
-        }
-      } else if (s[1] == 'n') {
-        if (!parse_ulong(arg, 1, 1000000, &a->count)) {
-          snprintf(err, errlen, "bad count '%s' (1-1000000)", arg);
-          return false;
-        }
-      } else if (s[1] == 'x') {
-        a->reverse = arg;
-      } else {
-        a->resolv_conf = arg;
-      }
-    } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
-      snprintf(err, errlen, "help");
-      return false;
-    } else if (s[0] == '+') {
-      const char *opt = s + 1;
-      if (strcmp(opt, "tcp") == 0) {
-        a->tcp = true;
-      } else if (strcmp(opt, "short") == 0) {
-        a->short_out = true;
-      } else if (strcmp(opt, "json") == 0) {
-        a->json = true;
-      } else if (strcmp(opt, "nocache") == 0) {
-        a->nocache = true;
-      } else if (strcmp(opt, "search") == 0) {
-        a->search = true;
-      } else if (strcmp(opt, "cache") == 0) {
-        a->dump_cache = true;
-      } else if (strncmp(opt, "timeout=", 8) == 0) {
-        if (!parse_ulong(opt + 8, 1, 3600000, &v)) {
-          snprintf(err, errlen, "bad %s (1-3600000 ms)", s);
-          return false;
-        }
-        a->timeout_ms = (long)v;
-      } else if (strncmp(opt, "tries=", 6) == 0) {
-        if (!parse_ulong(opt + 6, 1, 100, &v)) {
-          snprintf(err, errlen, "bad %s (1-100)", s);
-          return false;
-        }
-        a->tries = (long)v;
-      } else if (strncmp(opt, "interval=", 9) == 0) {
-        if (!parse_ulong(opt + 9, 0, 3600000, &v)) {
-          snprintf(err, errlen, "bad %s (0-3600000 ms)", s);
-          return false;
-        }
-        a->interval_ms = (long)v;
-      } else {
-        snprintf(err, errlen, "unknown option '%s'", s);
-        return false;
-      }
-    } else if (s[0] == '-' && s[1] != '\0') {
-      snprintf(err, errlen, "unknown option '%s'", s);
-      return false;
-    } else if (a->name == NULL && a->reverse == NULL) {
-      a->name = s;
-    } else if (a->type_str == NULL) {
-      a->type_str = s;
-    } else {
-      snprintf(err, errlen, "unexpected argument '%s'", s);
-      return false;
-    }
-  }
-  if (a->reverse != NULL && a->name != NULL) {
-    snprintf(err, errlen, "-x takes the place of NAME");
-    return false;
-  }
-  if (a->name == NULL && a->reverse == NULL) {
-    snprintf(err, errlen, "missing NAME");
-    return false;
-  }
-  return true;
-}
-
-/* "ADDR" with -p PORT becomes "ADDR:PORT" or "[V6]:PORT". */
-static bool server_with_port(const char *s, unsigned long port, char *out,
-                             size_t len) {
-  if (port == 0) {
-    return snprintf(out, len, "%s", s) < (int)len;
-  }
-  struct in6_addr a6;
-  if (strchr(s, ':') != NULL && inet_pton(AF_INET6, s, &a6) == 1) {
-    return snprintf(out, len, "[%s]:%lu", s, port) < (int)len;
-  }
-  if (strchr(s, '%') != NULL && strchr(s, ':') != NULL) {
-    return snprintf(out, len, "[%s]:%lu", s, port) < (int)len;
-  }
-  return snprintf(out, len, "%s:%lu", s, port) < (int)len;
+              "             [+tries=N] [+interval=MS] [+0x20] NAME [TYPE]\n");
 }
 
 static void json_string(const char *s) {
@@ -388,7 +236,7 @@ static void sleep_ms(long ms) {
 int main(int argc, char **argv) {
   dtdig_args_t args;
   char err[256];
-  if (!parse_args(argc, argv, &args, err, sizeof(err))) {
+  if (!dtdig_parse_args(argc, argv, &args, err, sizeof(err))) {
     if (strcmp(err, "help") == 0) {
       usage(stdout);
       return EXIT_REPLY;
@@ -422,11 +270,11 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
 
-  char server_buf[MAX_SERVERS][128];
-  const char *servers[MAX_SERVERS];
+  char server_buf[DTDIG_MAX_SERVERS][128];
+  const char *servers[DTDIG_MAX_SERVERS];
   for (size_t i = 0; i < args.nservers; i++) {
-    if (!server_with_port(args.servers[i], args.port, server_buf[i],
-                          sizeof(server_buf[i]))) {
+    if (!dtdig_server_with_port(args.servers[i], args.port, server_buf[i],
+                                sizeof(server_buf[i]))) {
       fprintf(stderr, "dtdig: server '%s' too long\n", args.servers[i]);
       return EXIT_USAGE;
     }
@@ -440,6 +288,7 @@ int main(int argc, char **argv) {
     o.resolv_conf = args.resolv_conf;
   }
   o.hosts = "";
+  o.dns0x20 = args.dns0x20;
   if (args.timeout_ms > 0) {
     o.timeout_ms = (int)args.timeout_ms;
   }

@@ -133,6 +133,14 @@ typedef struct {
    * without waiting for it; the reply is taken in by later calls on the
    * resolver, so popular names do not miss (default false). */
   bool prefetch;
+  /** DNS 0x20: every query's name goes out with its letters in random
+   * case (from the system's CSPRNG), and a reply counts only when its
+   * question repeats that spelling exactly; others are dropped (counted in
+   * dropped_question) and the wait goes on. An off-path spoofer must then
+   * also guess one bit per letter. Answers show the question and the
+   * owners that spell it in lower case. Some servers and middleboxes do
+   * not preserve case: use it with servers known to (default false). */
+  bool dns0x20;
 } dt_resolver_opts_t;
 
 /** Sets every option to its default. */

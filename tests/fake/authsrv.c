@@ -49,7 +49,13 @@ struct authsrv {
   bool has_ipv6;
   char nsd[PATHLEN];
   char dir[DIRLEN];
+  /* authsrv_start_extra's zone, or "" */
+  char extra_name[256];
+  char extra_path[PATHLEN];
 };
+
+/* The extra zone's file name in the private directory. */
+#define EXTRA_FILE "extra.zone"
 
 static const struct {
   const char *name;
@@ -196,6 +202,11 @@ static bool copy_zones(const authsrv_t *srv) {
     if (!copy_file(from, to)) {
       return false;
     }
+  }
+  if (srv->extra_name[0] != '\0') {
+    char to[PATHLEN];
+    snprintf(to, sizeof(to), "%s/%s", srv->dir, EXTRA_FILE);
+    return copy_file(srv->extra_path, to);
   }
   return true;
 }
@@ -355,6 +366,10 @@ static bool write_conf(const authsrv_t *srv) {
   for (size_t i = 0; i < NZONES; i++) {
     fprintf(f, "zone:\n  name: \"%s\"\n  zonefile: \"%s/%s\"\n", zones[i].name,
             d, zones[i].file);
+  }
+  if (srv->extra_name[0] != '\0') {
+    fprintf(f, "zone:\n  name: \"%s\"\n  zonefile: \"%s/%s\"\n",
+            srv->extra_name, d, EXTRA_FILE);
   }
   if (ferror(f) != 0 || fclose(f) != 0) {
     set_error("cannot write %s", path);
@@ -522,6 +537,10 @@ static bool all_zones_answered(const authsrv_t *srv) {
       return false;
     }
   }
+  if (srv->extra_name[0] != '\0' &&
+      !soa_answered(AF_INET, srv->port, srv->extra_name)) {
+    return false;
+  }
   return !srv->has_ipv6 || soa_answered(AF_INET6, srv->port, AUTHSRV_ZONE);
 }
 
@@ -587,6 +606,11 @@ static void describe_status(int status, char *buf, size_t cap) {
 /* --- public --------------------------------------------------------------- */
 
 authsrv_status_t authsrv_start(authsrv_t **out) {
+  return authsrv_start_extra(NULL, NULL, out);
+}
+
+authsrv_status_t authsrv_start_extra(const char *zone, const char *path,
+                                     authsrv_t **out) {
   last_error[0] = '\0';
   if (out == NULL) {
     set_error("authsrv_start: out is NULL");
@@ -598,6 +622,16 @@ authsrv_status_t authsrv_start(authsrv_t **out) {
     return AUTHSRV_FAILED;
   }
   srv->pid = -1;
+  if (zone != NULL && path != NULL) {
+    if (strlen(zone) >= sizeof(srv->extra_name) ||
+        strlen(path) >= sizeof(srv->extra_path)) {
+      set_error("authsrv_start_extra: zone name or path too long");
+      free(srv);
+      return AUTHSRV_FAILED;
+    }
+    snprintf(srv->extra_name, sizeof(srv->extra_name), "%s", zone);
+    snprintf(srv->extra_path, sizeof(srv->extra_path), "%s", path);
+  }
   if (!find_nsd(srv->nsd, sizeof(srv->nsd))) {
     set_error("%s", AUTHSRV_SKIP_LINE);
     free(srv);

@@ -57,6 +57,13 @@ typedef struct authsrv authsrv_t;
  *         NSD's log when it ran) in authsrv_last_error(). */
 authsrv_status_t authsrv_start(authsrv_t **out);
 
+/* authsrv_start(), also serving zone (an absolute name, e.g. "load.test.")
+ * from the zone file at path, which is copied like the others; start-up
+ * waits for its SOA too. NULL zone or path: authsrv_start(). For load runs
+ * that need more names than the test zone has. */
+authsrv_status_t authsrv_start_extra(const char *zone, const char *path,
+                                     authsrv_t **out);
+
 /* Whether authsrv_start() would find an nsd executable: lets a test decide
  * to skip before its test runner starts. */
 bool authsrv_available(void);

@@ -137,6 +137,10 @@ typedef struct {
   uint16_t hold_until;
   /** TCP: close the connection instead of replying. */
   bool tcp_close;
+  /** Send a reply whose question is the query's name in lower case first:
+   * what a server or an off-path spoofer that ignores the case of a DNS
+   * 0x20 query sends. Counts as a spoof for spoof_only. */
+  bool lower_question;
 } fakedns_behaviour_t;
 
 /** Counters of one (name, type). */

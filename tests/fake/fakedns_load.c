@@ -190,6 +190,9 @@ static dt_status_t directive(fakedns_t *srv, char *line) {
   } else if (strcmp(verb, "wrong-question") == 0) {
     ok = nargs == 0;
     b.wrong_question = true;
+  } else if (strcmp(verb, "lower-question") == 0) {
+    ok = nargs == 0;
+    b.lower_question = true;
   } else if (strcmp(verb, "wrong-port") == 0) {
     ok = nargs == 0;
     b.wrong_port = true;

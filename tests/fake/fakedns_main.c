@@ -34,6 +34,7 @@
  *   wrong-id           send a reply with another ID first
  *   wrong-question     send a reply for another question first
  *   wrong-port         send the reply from another source port first
+ *   lower-question     send a reply with the question in lower case first
  *   spoof-only         with wrong-*: send only the spoofs
  *   spoof RECORD...    the spoofs answer with this record instead
  *   garbage before|instead [random|random:LEN|HEX] [keep-id]

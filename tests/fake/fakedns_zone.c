@@ -569,7 +569,7 @@ static void add_spoofs(fakedns_t *srv, const ldns_pkt *reply,
                        fakedns_transport_t transport, fakedns__msg_t ***tail) {
   const fakedns_behaviour_t *pb = &b->pub;
   if (!((pb->wrong_port && transport == FAKEDNS_UDP) || pb->wrong_id ||
-        pb->wrong_question)) {
+        pb->wrong_question || pb->lower_question)) {
     return;
   }
   ldns_pkt *s = spoof_base(reply, b, qname);
@@ -588,6 +588,17 @@ static void add_spoofs(fakedns_t *srv, const ldns_pkt *reply,
     ldns_pkt_set_id(s, (uint16_t)(id ^ (1 + fakedns__random(srv) % 0xffff)));
     append(tail, msg_from_pkt(s));
     ldns_pkt_set_id(s, id);
+  }
+  if (pb->lower_question && ldns_rr_list_rr_count(ldns_pkt_question(s)) == 1) {
+    /* Before wrong_question, which changes the name for good. */
+    ldns_rr *q = ldns_rr_list_rr(ldns_pkt_question(s), 0);
+    ldns_rdf *saved = ldns_rdf_clone(ldns_rr_owner(q));
+    ldns_dname2canonical(ldns_rr_owner(q));
+    append(tail, msg_from_pkt(s));
+    if (saved != NULL) {
+      ldns_rdf_deep_free(ldns_rr_owner(q));
+      ldns_rr_set_owner(q, saved);
+    }
   }
   if (pb->wrong_question && ldns_rr_list_rr_count(ldns_pkt_question(s)) == 1) {
     ldns_rr *q = ldns_rr_list_rr(ldns_pkt_question(s), 0);
@@ -773,7 +784,7 @@ void fakedns__plan(fakedns_t *srv, const uint8_t *msg, size_t len,
   }
   add_spoofs(srv, r, b, qname, transport, &tail);
   bool spoofed = (pb->wrong_port && transport == FAKEDNS_UDP) || pb->wrong_id ||
-                 pb->wrong_question;
+                 pb->wrong_question || pb->lower_question;
   if (!(pb->spoof_only && spoofed)) {
     append(&tail, msg_from_pkt(r));
   }
