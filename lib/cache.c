@@ -555,7 +555,11 @@ dt_status_t dt__cache_put(dt_cache_t *c, const char *name, uint16_t type,
 /* The answer as stored, built on the reader's stack around e's records. */
 static void entry_view(const entry_t *e, bool stale, dt_answer_t *v) {
   const dt_rr_t *rrs = entry_rrs(e);
-  memset(v, 0, sizeof(*v));
+  /* Every field is set; of the server address, which a hit does not have,
+   * only what says "none" (clearing all 128 bytes was a tenth of a hit). */
+  v->server.ss_family = AF_UNSPEC;
+  v->server_len = 0;
+  v->transport = DT_TRANSPORT_UDP;
   v->qname = entry_str(e, e->qname_at);
   v->qtype = e->qtype;
   v->qclass = e->qclass;

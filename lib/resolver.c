@@ -302,7 +302,13 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     cc.serve_stale = opts->serve_stale;
     cc.stale_window_s = opts->stale_window_s;
     cc.prefetch = opts->prefetch;
+    /* TTLs count seconds: unless a test clock is set, the cache reads the
+     * coarse clock, the cheapest part of a hit to cut. Both clocks are
+     * CLOCK_MONOTONIC underneath. */
     cc.clock = r->clock;
+    if (cc.clock.now_us == NULL) {
+      cc.clock.now_us = dt__now_coarse_us;
+    }
     st = dt__cache_new(&cc, &r->cache);
     if (st != DT_OK) {
       goto done;

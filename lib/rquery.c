@@ -233,8 +233,9 @@ static void next_candidate(dt_rquery_t *q) {
 size_t dt__candidates(const dt_resolver_t *r, const char *name, unsigned flags,
                       int *cand) {
   size_t n = 0;
-  bool search = !(flags & DT_QUERY_NOSEARCH) && !dt__name_is_absolute(name) &&
-                r->nsearch > 0;
+  /* Cheapest test first: most resolvers have no search list. */
+  bool search = r->nsearch > 0 && !(flags & DT_QUERY_NOSEARCH) &&
+                !dt__name_is_absolute(name);
   bool as_is_first = !search || dt__name_ndots(name) >= (size_t)r->ndots;
   if (as_is_first) {
     cand[n++] = -1;
