@@ -200,44 +200,6 @@ dt_status_t dt__cache_new(const dt_cache_config_t *cfg, dt_cache_t **out) {
 /* ---- keys and time --------------------------------------------------------
  */
 
-/* dt_name_normalize's result for the names a hit path sees, in one pass
- * instead of its three (text to wire, wire to text, copy): printable ASCII
- * without escapes, which dt_name_normalize writes back as it reads it but
- * for case. Labels of 1 to 63 characters and at most 253 characters in all
- * (255 bytes in wire form) are checked here as name.c checks them. False
- * for anything else (escapes, other bytes, the root, any error): the full
- * normaliser decides those. */
-static bool fold_plain(const char *name, char *out, size_t *len) {
-  size_t i = 0, label = 0;
-  for (;; i++) {
-    unsigned ch = (unsigned char)name[i];
-    if (ch == '\0') {
-      break;
-    }
-    if (ch == '.') {
-      if (label == 0) {
-        return false;
-      }
-      if (name[i + 1] == '\0') {
-        break; /* the trailing dot is not part of the normal form */
-      }
-      label = 0;
-      out[i] = '.';
-      continue;
-    }
-    if (ch < 0x21 || ch > 0x7e || ch == '\\' || ++label > 63 || i >= 253) {
-      return false;
-    }
-    out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
-  }
-  if (i == 0) {
-    return false;
-  }
-  out[i] = '\0';
-  *len = i;
-  return true;
-}
-
 static dt_status_t key_make(ckey_t *k, const char *name, uint16_t type,
                             uint16_t qclass) {
   if (name == NULL) {
@@ -245,13 +207,12 @@ static dt_status_t key_make(ckey_t *k, const char *name, uint16_t type,
   }
   char *out = (char *)k->b + KEY_HEAD;
   size_t len;
-  if (!fold_plain(name, out, &len)) {
-    /* DT_NAME_BUFSIZE holds every valid name: a failure is the name's. */
-    if (dt_name_normalize(name, out, DT_NAME_BUFSIZE) != DT_OK) {
-      return DT_EBADNAME;
-    }
-    len = strlen(out);
+  /* DT_NAME_BUFSIZE holds every valid name: a failure is the name's.
+   * Plain names take the normaliser's one-pass path. */
+  if (dt_name_normalize(name, out, DT_NAME_BUFSIZE) != DT_OK) {
+    return DT_EBADNAME;
   }
+  len = strlen(out);
   k->b[0] = (uint8_t)(type >> 8);
   k->b[1] = (uint8_t)type;
   k->b[2] = (uint8_t)(qclass >> 8);
@@ -577,8 +538,8 @@ static void entry_view(const entry_t *e, bool stale, dt_answer_t *v) {
 
 static dt_cache_result_t
 get_by_key(dt_cache_t *c, const ckey_t *kp, bool valid, bool allow_stale,
-           bool count_miss,
-           void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
+           bool count_miss, void (*visit)(const dt_cache_hit_t *hit, void *ctx),
+           void *ctx) {
   shard_t *s = shard_of(c, valid ? kp->hashv : 0);
   uint64_t now = dt__clock_us(&c->cfg.clock);
   entry_t *doomed = NULL;
@@ -663,11 +624,9 @@ dt__cache_probe(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
   return cache_get(c, name, type, qclass, false, false, visit, ctx);
 }
 
-dt_cache_result_t
-dt__cache_probe_normal(dt_cache_t *c, const char *norm, size_t len,
-                       uint16_t type, uint16_t qclass,
-                       void (*visit)(const dt_cache_hit_t *hit, void *ctx),
-                       void *ctx) {
+dt_cache_result_t dt__cache_probe_normal(
+    dt_cache_t *c, const char *norm, size_t len, uint16_t type, uint16_t qclass,
+    void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx) {
   if (c == NULL || len == 0 || len >= DT_NAME_BUFSIZE) {
     return DT_CACHE_MISS;
   }

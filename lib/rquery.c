@@ -200,6 +200,15 @@ static void start_try(dt_rquery_t *q) {
 static bool cache_answer(dt_rquery_t *q);
 static bool flight_join(dt_rquery_t *q);
 
+/* Asks the current candidate of the servers, from the first in order. */
+static void ask_servers(dt_rquery_t *q) {
+  order_servers(q);
+  q->tryno = 0;
+  q->ntries = q->norder * (size_t)q->r->attempts;
+  q->tcp = (q->flags & DT_QUERY_TCP) != 0;
+  start_try(q);
+}
+
 static void start_candidate(dt_rquery_t *q) {
   dt_status_t st = dt__candidate_name(q->r, q->name, q->cand[q->icand],
                                       q->qname, sizeof(q->qname));
@@ -214,11 +223,7 @@ static void start_candidate(dt_rquery_t *q) {
       return;
     }
   }
-  order_servers(q);
-  q->tryno = 0;
-  q->ntries = q->norder * (size_t)q->r->attempts;
-  q->tcp = (q->flags & DT_QUERY_TCP) != 0;
-  start_try(q);
+  ask_servers(q);
 }
 
 static void next_candidate(dt_rquery_t *q) {
@@ -755,11 +760,7 @@ static void flight_wait_process(dt_rquery_t *q) {
   if (flight_join(q)) {
     return;
   }
-  order_servers(q);
-  q->tryno = 0;
-  q->ntries = q->norder * (size_t)q->r->attempts;
-  q->tcp = (q->flags & DT_QUERY_TCP) != 0;
-  start_try(q);
+  ask_servers(q);
 }
 
 /* ---- prefetch ---------------------------------------------------------- */
