@@ -176,8 +176,8 @@ static double now_s(void) {
 /* Payload of frame f of round r on connection i: its identity in the
  * first bytes, then bytes that depend on all three and the offset. */
 static void fill(uint8_t *p, size_t len, unsigned i, unsigned r, unsigned f) {
-  uint8_t id[8] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8),
-                   (uint8_t)i,         (uint8_t)r,         (uint8_t)f,
+  uint8_t id[8] = {(uint8_t)(i >> 24),  (uint8_t)(i >> 16), (uint8_t)(i >> 8),
+                   (uint8_t)i,          (uint8_t)r,         (uint8_t)f,
                    (uint8_t)(len >> 8), (uint8_t)len};
   for (size_t k = 0; k < len; k++) {
     p[k] = k < sizeof(id) ? id[k] : (uint8_t)(i * 131u + r * 29u + f * 17u + k);
@@ -328,8 +328,8 @@ int main(void) {
   int fds_peak = count_fds();
   dt_pool_stats_t s1 = stats(p);
   for (unsigned i = 0; i < CONNS; i++) {
-    if (cs[i] != NULL && !round_trip(cs[i], i, 1, round1_sizes, ROUND1_FRAMES,
-                                     out, in, &t)) {
+    if (cs[i] != NULL &&
+        !round_trip(cs[i], i, 1, round1_sizes, ROUND1_FRAMES, out, in, &t)) {
       dt_pool_release(p, cs[i], false);
       cs[i] = NULL;
     }

@@ -88,11 +88,9 @@ dt__cache_probe(dt_cache_t *c, const char *name, uint16_t type, uint16_t qclass,
                 void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx);
 /* dt__cache_probe for a name already in normal form (dt_name_normalize),
  * len its length: skips folding the key, the larger part of a hit's cost. */
-dt_cache_result_t
-dt__cache_probe_normal(dt_cache_t *c, const char *norm, size_t len,
-                       uint16_t type, uint16_t qclass,
-                       void (*visit)(const dt_cache_hit_t *hit, void *ctx),
-                       void *ctx);
+dt_cache_result_t dt__cache_probe_normal(
+    dt_cache_t *c, const char *norm, size_t len, uint16_t type, uint16_t qclass,
+    void (*visit)(const dt_cache_hit_t *hit, void *ctx), void *ctx);
 
 /* Removes every entry (name NULL) or every entry of one name (any type). */
 void dt__cache_flush(dt_cache_t *c, const char *name);

@@ -593,10 +593,10 @@ static bool lookup_from_cache(dt_resolver_t *r, const char *host,
       /* The as-is candidate is in normal form already: its key is not
        * folded again. */
       dt_cache_result_t res =
-          cand[c] < 0 ? dt__cache_probe_normal(r->cache, qname, qlen, types[i],
-                                               1, addrs_hit, &ctx)
-                      : dt__cache_probe(r->cache, qname, types[i], 1,
-                                        addrs_hit, &ctx);
+          cand[c] < 0
+              ? dt__cache_probe_normal(r->cache, qname, qlen, types[i], 1,
+                                       addrs_hit, &ctx)
+              : dt__cache_probe(r->cache, qname, types[i], 1, addrs_hit, &ctx);
       if (res == DT_CACHE_MISS) {
         return false;
       }
