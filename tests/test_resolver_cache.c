@@ -272,13 +272,13 @@ static void *ask(void *arg) {
   return NULL;
 }
 
-/* Eight threads ask one name while its reply takes 200 ms: one query goes
+/* Eight threads ask one name while its reply takes 1.5 s: one query goes
  * upstream; a waiter with a short deadline leaves alone. */
 static void test_coalescing(void **state) {
   (void)state;
   fakedns_behaviour_t b;
   fakedns_behaviour_init(&b);
-  b.delay_ms = 200;
+  b.delay_ms = 1500; /* long enough to outlast a slow start under valgrind */
   assert_int_equal(fakedns_set_behaviour(srv, "slow.c.test", 0, &b), DT_OK);
   const char *s[] = {addr};
   dt_resolver_opts_t o;
@@ -286,7 +286,7 @@ static void test_coalescing(void **state) {
   o.servers = s;
   o.nservers = 1;
   o.hosts = "";
-  o.timeout_ms = 2000;
+  o.timeout_ms = 5000;
   o.attempts = 1;
   dt_resolver_t *r = NULL;
   assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
@@ -294,7 +294,7 @@ static void test_coalescing(void **state) {
   asker_t k[9];
   for (int i = 0; i < 9; i++) {
     k[i].r = r;
-    k[i].timeout_ms = i == 8 ? 50 : 5000;
+    k[i].timeout_ms = i == 8 ? 50 : 10000;
     if (i == 8) {
       /* The short waiter comes once the query is on the wire, so it is
        * surely a waiter, not the leader. */
@@ -310,7 +310,8 @@ static void test_coalescing(void **state) {
     assert_int_equal(k[i].st, DT_OK);
   }
   assert_int_equal(k[8].st, DT_ETIMEDOUT);
-  assert_true(k[8].took_us < 190000);
+  /* It left before the reply came, not with it. */
+  assert_true(k[8].took_us < 1400000);
   assert_int_equal(asked("slow.c.test", DT_TYPE_A), 1);
   dt_cache_stats_t cs;
   dt_cache_get_stats(r, &cs);
