@@ -18,5 +18,6 @@
 #include "dialtone/dial.h"
 #include "dialtone/listen.h"
 #include "dialtone/pool.h"
+#include "dialtone/loop.h"
 
 #endif
