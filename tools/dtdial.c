@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dialtone.h"
+#include "toolutil.h"
 
 enum {
   EXIT_CONNECTED = 0,
@@ -40,21 +41,6 @@ static void usage(FILE *fp) {
               "[--resolution-delay MS]\n"
               "              HOST PORT\n"
               "       dtdial [--json] [--timeout MS] unix:PATH\n");
-}
-
-static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
-                        unsigned long *out) {
-  char *end;
-  if (s == NULL || *s == '\0' || *s == '-' || *s == '+') {
-    return false;
-  }
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (*end != '\0' || errno != 0 || v < min || v > max) {
-    return false;
-  }
-  *out = v;
-  return true;
 }
 
 /* Parses the command line; on error writes a message to err and returns
@@ -92,8 +78,9 @@ static bool parse_args(int argc, char **argv, dtdial_args_t *a, char *err,
         a->servers[a->nservers++] = arg;
       } else if (strcmp(s, "--hosts") == 0) {
         a->hosts = arg;
-      } else if (!parse_ulong(arg, strcmp(s, "--resolution-delay") == 0 ? 0 : 1,
-                              3600000, &v)) {
+      } else if (!tool_parse_ulong(arg,
+                                   strcmp(s, "--resolution-delay") == 0 ? 0 : 1,
+                                   3600000, &v)) {
         snprintf(err, errlen, "bad %s '%s' (milliseconds)", s, arg);
         return false;
       } else if (strcmp(s, "--timeout") == 0) {
@@ -130,7 +117,7 @@ static bool parse_args(int argc, char **argv, dtdial_args_t *a, char *err,
     snprintf(err, errlen, "missing PORT");
     return false;
   }
-  if (!parse_ulong(port, 1, 65535, &a->port)) {
+  if (!tool_parse_ulong(port, 1, 65535, &a->port)) {
     snprintf(err, errlen, "bad port '%s' (1-65535)", port);
     return false;
   }
@@ -145,7 +132,7 @@ static bool server_arg(const char *s, char *out, size_t len) {
   size_t n = hash != NULL ? (size_t)(hash - s) : strlen(s);
   unsigned long port = 53;
   if (n == 0 || n >= sizeof(addr) ||
-      (hash != NULL && !parse_ulong(hash + 1, 1, 65535, &port))) {
+      (hash != NULL && !tool_parse_ulong(hash + 1, 1, 65535, &port))) {
     return false;
   }
   memcpy(addr, s, n);
@@ -242,45 +229,27 @@ static void on_event(const dt_dial_event_t *ev, void *ctx) {
   fflush(stdout);
 }
 
-static void json_string(const char *s) {
-  if (s == NULL) {
-    fputs("null", stdout);
-    return;
-  }
-  putchar('"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      printf("\\%c", *p);
-    } else if (*p < 0x20 || *p >= 0x7f) {
-      printf("\\u%04x", *p);
-    } else {
-      putchar(*p);
-    }
-  }
-  putchar('"');
-}
-
 static void json_lookup(const char *key, const dt_dial_lookup_t *l) {
   printf("\"%s\": {\"asked\": %s, \"done\": %s, \"status\": ", key,
          l->asked ? "true" : "false", l->done ? "true" : "false");
-  json_string(l->done ? dt_status_name(l->status) : NULL);
+  tool_json_string(l->done ? dt_status_name(l->status) : NULL);
   printf(", \"addresses\": %zu, \"source\": ", l->naddrs);
-  json_string(dt_dial_source_tostr(l->source));
+  tool_json_string(dt_dial_source_tostr(l->source));
   printf(", \"end_us\": %llu}", (unsigned long long)l->end_us);
 }
 
 static void print_json(const dt_dial_report_t *r) {
   char buf[DT_SOCKADDR_STRLEN];
   fputs("{\"connected\": ", stdout);
-  json_string(r->winner >= 0 ? attempt_addr(&r->attempts[r->winner], buf)
-                             : NULL);
+  tool_json_string(r->winner >= 0 ? attempt_addr(&r->attempts[r->winner], buf)
+                                  : NULL);
   fputs(", \"family\": ", stdout);
-  json_string(family_word(r->family));
+  tool_json_string(family_word(r->family));
   fputs(", \"status\": ", stdout);
-  json_string(dt_status_name(r->status));
+  tool_json_string(dt_status_name(r->status));
   if (r->status != DT_OK) {
     fputs(", \"error\": ", stdout);
-    json_string(dt_strerror(r->status));
+    tool_json_string(dt_strerror(r->status));
   }
   printf(", \"dns_us\": %llu, \"connect_us\": %llu, \"total_us\": %llu, ",
          (unsigned long long)r->dns_us, (unsigned long long)r->connect_us,
@@ -293,17 +262,17 @@ static void print_json(const dt_dial_report_t *r) {
   for (size_t i = 0; i < r->nattempts; i++) {
     const dt_dial_attempt_t *a = &r->attempts[i];
     fputs(i > 0 ? ", {\"addr\": " : "{\"addr\": ", stdout);
-    json_string(attempt_addr(a, buf));
+    tool_json_string(attempt_addr(a, buf));
     printf(", \"start_us\": %llu, \"end_us\": %llu, \"result\": ",
            (unsigned long long)a->start_us, (unsigned long long)a->end_us);
-    json_string(result_word(a->status));
+    tool_json_string(result_word(a->status));
     if (a->status != DT_OK) {
       fputs(", \"error\": ", stdout);
-      json_string(dt_strerror(a->status));
+      tool_json_string(dt_strerror(a->status));
     }
     if (a->sockopt != NULL) {
       fputs(", \"sockopt\": ", stdout);
-      json_string(a->sockopt);
+      tool_json_string(a->sockopt);
     }
     putchar('}');
   }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "dialtone.h"
+#include "toolutil.h"
 #include "dtdig_args.h"
 
 enum {
@@ -28,20 +29,6 @@ static void usage(FILE *fp) {
               "             [+tcp] [+short] [+json] [+nocache] [+search] "
               "[+timeout=MS]\n"
               "             [+tries=N] [+interval=MS] [+0x20] NAME [TYPE]\n");
-}
-
-static void json_string(const char *s) {
-  putchar('"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      printf("\\%c", *p);
-    } else if (*p < 0x20 || *p >= 0x7f) {
-      printf("\\u%04x", *p);
-    } else {
-      putchar(*p);
-    }
-  }
-  putchar('"');
 }
 
 static void format_server(const dt_answer_t *a, char *buf, size_t len) {
@@ -110,26 +97,26 @@ static void print_answer(const dtdig_args_t *args, const char *qname,
   format_server(a, server, sizeof(server));
   if (args->json) {
     printf("{\"name\":");
-    json_string(qname);
+    tool_json_string(qname);
     printf(",\"type\":");
-    json_string(tname);
+    tool_json_string(tname);
     printf(",\"status\":");
-    json_string(status_word(a, rbuf, sizeof(rbuf)));
+    tool_json_string(status_word(a, rbuf, sizeof(rbuf)));
     printf(",\"answers\":[");
     for (size_t i = 0; i < a->nanswer; i++) {
       const dt_rr_t *rr = &a->answer[i];
       char b[32];
       printf("%s{\"name\":", i ? "," : "");
-      json_string(rr->owner);
+      tool_json_string(rr->owner);
       printf(",\"type\":");
-      json_string(dt_type_tostr(rr->type, b, sizeof(b)));
+      tool_json_string(dt_type_tostr(rr->type, b, sizeof(b)));
       printf(",\"ttl\":%u,\"data\":", (unsigned)rr->ttl);
-      json_string(rr->data);
+      tool_json_string(rr->data);
       printf("}");
     }
     printf("],\"cache\":\"%s\",\"time_us\":%llu,\"server\":",
            a->from_cache ? "hit" : "miss", (unsigned long long)us);
-    json_string(server);
+    tool_json_string(server);
     printf("}\n");
     return;
   }
@@ -164,13 +151,13 @@ static void print_noreply(const dtdig_args_t *args, const char *qname,
   const char *tname = dt_type_tostr(qtype, tbuf, sizeof(tbuf));
   if (args->json) {
     printf("{\"name\":");
-    json_string(qname);
+    tool_json_string(qname);
     printf(",\"type\":");
-    json_string(tname);
+    tool_json_string(tname);
     printf(",\"status\":\"NOREPLY\",\"answers\":[],\"cache\":\"miss\","
            "\"time_us\":%llu,\"server\":null,\"error\":",
            (unsigned long long)us);
-    json_string(dt_strerror(st));
+    tool_json_string(dt_strerror(st));
     printf("}\n");
     return;
   }
@@ -189,7 +176,7 @@ static void dump_entry(const dt_cache_entry_t *e, void *ctx) {
   const char *rcode = dt_rcode_tostr(e->rcode, rbuf, sizeof(rbuf));
   if (d->json) {
     printf("%s{\"name\":", d->n ? "," : "");
-    json_string(e->name);
+    tool_json_string(e->name);
     printf(",\"type\":\"%s\",\"ttl\":%u,\"negative\":%s,\"stale\":%s,"
            "\"status\":\"%s\",\"bytes\":%zu}",
            type, (unsigned)e->remaining_s, e->negative ? "true" : "false",

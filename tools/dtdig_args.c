@@ -8,21 +8,7 @@
 #include <string.h>
 
 #include "dtdig_args.h"
-
-static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
-                        unsigned long *out) {
-  char *end;
-  if (s == NULL || *s == '\0' || *s == '-' || *s == '+') {
-    return false;
-  }
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (*end != '\0' || errno != 0 || v < min || v > max) {
-    return false;
-  }
-  *out = v;
-  return true;
-}
+#include "toolutil.h"
 
 bool dtdig_parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
                       size_t errlen) {
@@ -51,12 +37,12 @@ bool dtdig_parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
       }
       const char *arg = argv[++i];
       if (s[1] == 'p') {
-        if (!parse_ulong(arg, 1, 65535, &a->port)) {
+        if (!tool_parse_ulong(arg, 1, 65535, &a->port)) {
           snprintf(err, errlen, "bad port '%s' (1-65535)", arg);
           return false;
         }
       } else if (s[1] == 'n') {
-        if (!parse_ulong(arg, 1, 1000000, &a->count)) {
+        if (!tool_parse_ulong(arg, 1, 1000000, &a->count)) {
           snprintf(err, errlen, "bad count '%s' (1-1000000)", arg);
           return false;
         }
@@ -85,19 +71,19 @@ bool dtdig_parse_args(int argc, char **argv, dtdig_args_t *a, char *err,
       } else if (strcmp(opt, "cache") == 0) {
         a->dump_cache = true;
       } else if (strncmp(opt, "timeout=", 8) == 0) {
-        if (!parse_ulong(opt + 8, 1, 3600000, &v)) {
+        if (!tool_parse_ulong(opt + 8, 1, 3600000, &v)) {
           snprintf(err, errlen, "bad %s (1-3600000 ms)", s);
           return false;
         }
         a->timeout_ms = (long)v;
       } else if (strncmp(opt, "tries=", 6) == 0) {
-        if (!parse_ulong(opt + 6, 1, 100, &v)) {
+        if (!tool_parse_ulong(opt + 6, 1, 100, &v)) {
           snprintf(err, errlen, "bad %s (1-100)", s);
           return false;
         }
         a->tries = (long)v;
       } else if (strncmp(opt, "interval=", 9) == 0) {
-        if (!parse_ulong(opt + 9, 0, 3600000, &v)) {
+        if (!tool_parse_ulong(opt + 9, 0, 3600000, &v)) {
           snprintf(err, errlen, "bad %s (0-3600000 ms)", s);
           return false;
         }
