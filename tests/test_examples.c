@@ -167,8 +167,9 @@ static int count(const char *hay, const char *needle) {
 /* --- a small HTTP/1.1 server -------------------------------------------- */
 
 /* One connection at a time, which is all http_get uses. Paths: /hello
- * (Content-Length), /chunked, /close (no length, closes), anything else
- * 404. */
+ * (Content-Length), /chunked, /close (no length, closes), /hangup (a
+ * keep-alive reply, then the server closes anyway, as servers do with idle
+ * connections), anything else 404. */
 static struct {
   pthread_t thread;
   int listen_fd;
@@ -240,6 +241,9 @@ static void serve_http(int fd) {
       resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
              "7\r\nhello, \r\nE;ext=1\r\nchunked world\n\r\n0\r\n"
              "X-Trailer: yes\r\n\r\n";
+    } else if (strcmp(path, "/hangup") == 0) {
+      resp = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbye\n";
+      close_after = true;
     } else if (strcmp(path, "/close") == 0) {
       resp = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close\n";
       close_after = true;
@@ -675,6 +679,21 @@ static void test_http_get_close_and_errors(void **state) {
   assert_contains(err, "http_get: 2 connections dialed, 0 reused\n");
   web_counts(&c1, &r1);
   assert_int_equal(c1 - c0, 2);
+
+  /* A kept connection the server closed: the pool's health check finds it
+   * closed, or the request fails with DT_ESTALECONN and is sent again on a
+   * new one; either way both GETs succeed, on two connections. */
+  web_counts(&c0, &r0);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/hangup", web.port);
+  const char *hangup[] = {"-n", "2", url, NULL};
+  assert_int_equal(run("http_get", hangup), 0);
+  assert_string_equal(out, "bye\nbye\n");
+  /* The pool counts a reuse when the stale connection was handed out. */
+  assert_contains(err, "http_get: 2 connections dialed, ");
+  assert_int_equal(count(err, ": 200 OK, 4 bytes, new connection to "), 2);
+  web_counts(&c1, &r1);
+  assert_int_equal(c1 - c0, 2);
+  assert_int_equal(r1 - r0, 2);
 
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/missing", web.port);
   const char *missing[] = {url, NULL};
