@@ -71,12 +71,14 @@ typedef enum {
 
 /**
  * Human-readable text for a status.
+ * @param status  any value, known or not.
  * @return a static string; never NULL (unknown codes give "unknown status").
  */
 DT_EXTERN const char *dt_strerror(dt_status_t status);
 
 /**
  * The status's symbolic name, such as "DT_ENXDOMAIN".
+ * @param status  any value, known or not.
  * @return a static string; never NULL (unknown codes give "DT_UNKNOWN").
  */
 DT_EXTERN const char *dt_status_name(dt_status_t status);
@@ -86,25 +88,28 @@ DT_EXTERN const char *dt_status_name(dt_status_t status);
  * DT_ECONNREFUSED, ENOMEM to DT_ENOMEM, ...); anything without a closer
  * match is DT_ESYS. Calls that fail with a status derived from errno leave
  * errno set to the raw value for diagnostics.
+ * @param err  an errno value.
+ * @return the status; DT_OK for 0.
  */
 DT_EXTERN dt_status_t dt_status_from_errno(int err);
 
 /** Memory functions used by every allocation dialtone makes. */
 typedef struct {
-  void *(*malloc_fn)(size_t size);
-  void *(*realloc_fn)(void *ptr, size_t size);
-  void (*free_fn)(void *ptr);
+  void *(*malloc_fn)(size_t size);             /**< as malloc() */
+  void *(*realloc_fn)(void *ptr, size_t size); /**< as realloc() */
+  void (*free_fn)(void *ptr);                  /**< as free() */
 } dt_allocator_t;
 
 /**
  * Replaces the allocator (all three functions must be set), or restores the
  * C library's with NULL. Call it before creating any dialtone object: memory
  * is always released through the allocator that made it.
+ * @param allocator  the functions, copied; NULL for the C library's.
  * @return DT_OK, or DT_EINVAL when a function is missing.
  */
 DT_EXTERN dt_status_t dt_set_allocator(const dt_allocator_t *allocator);
 
-/** The library's version as a string, such as "0.1.0". */
+/** The library's version. @return a static string, such as "0.1.0". */
 DT_EXTERN const char *dt_version(void);
 
 #ifdef __cplusplus

@@ -79,16 +79,16 @@ typedef struct {
   unsigned frame_header_size;
   /** Test seam: a monotonic clock in microseconds (NULL: the system's). */
   uint64_t (*clock_us)(void *ctx);
-  void *clock_ctx;
+  void *clock_ctx; /**< passed to clock_us */
 } dt_conn_opts_t;
 
 /** One frame's payload for dt_frame_writev(); the bytes are borrowed. */
 typedef struct {
-  const void *base;
-  size_t len;
+  const void *base; /**< the payload's first byte */
+  size_t len;       /**< its length */
 } dt_iovec_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_conn_opts_init(dt_conn_opts_t *opts);
 
 /**
@@ -110,13 +110,16 @@ DT_EXTERN dt_status_t dt_conn_new(int fd, const dt_conn_opts_t *opts,
  * Closes the descriptor (unless released) and frees the connection and its
  * buffers; NULL does nothing. Output still buffered is discarded: call
  * dt_flush() first. No call may be running on the connection.
+ * @param conn  the connection, or NULL.
  */
 DT_EXTERN void dt_conn_free(dt_conn_t *conn);
 
 /**
  * The connection's descriptor, still owned by the connection (for poll()
  * or socket options; reading or writing it directly bypasses the
- * buffers). -1 after dt_conn_release_fd().
+ * buffers).
+ * @param conn  the connection.
+ * @return the descriptor; -1 after dt_conn_release_fd().
  */
 DT_EXTERN int dt_conn_fd(const dt_conn_t *conn);
 
@@ -125,6 +128,7 @@ DT_EXTERN int dt_conn_fd(const dt_conn_t *conn);
  * The connection keeps nothing but its buffers: it is marked broken and
  * must still be freed with dt_conn_free(), which then closes nothing.
  *
+ * @param conn  the connection.
  * @param fd  set on DT_OK to the descriptor, now owned by the caller.
  * @return DT_OK; DT_EBUSY when bytes are buffered in either direction
  *         (they would be lost: flush, or read them, first); DT_EINVAL when
@@ -132,13 +136,25 @@ DT_EXTERN int dt_conn_fd(const dt_conn_t *conn);
  */
 DT_EXTERN dt_status_t dt_conn_release_fd(dt_conn_t *conn, int *fd);
 
-/** Whether the connection is broken (see the file comment); NULL is. */
+/**
+ * Whether the connection is broken (see the file comment).
+ * @param conn  the connection.
+ * @return true when broken, and for NULL.
+ */
 DT_EXTERN bool dt_conn_is_broken(const dt_conn_t *conn);
 
-/** Bytes received and buffered but not yet read by the caller. */
+/**
+ * Bytes received and buffered but not yet read by the caller.
+ * @param conn  the connection.
+ * @return the count.
+ */
 DT_EXTERN size_t dt_conn_pending_input(const dt_conn_t *conn);
 
-/** Bytes accepted by writes but not yet sent. */
+/**
+ * Bytes accepted by writes but not yet sent.
+ * @param conn  the connection.
+ * @return the count.
+ */
 DT_EXTERN size_t dt_conn_pending_output(const dt_conn_t *conn);
 
 /**
@@ -146,9 +162,12 @@ DT_EXTERN size_t dt_conn_pending_output(const dt_conn_t *conn);
  * otherwise waits for at least one byte (reads of at least the buffer's
  * size go straight into buf).
  *
- * @param buf  caller storage for cap bytes.
- * @param n    set on DT_OK to the number of bytes read, at least 1 (0 when
- *             cap is 0).
+ * @param conn        the connection.
+ * @param buf         caller storage for cap bytes.
+ * @param cap         the most bytes to read.
+ * @param n           set on DT_OK to the number of bytes read, at least 1
+ *                    (0 when cap is 0).
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @return DT_OK; DT_EOF at the end of the stream; DT_ETIMEDOUT (nothing
  *         consumed); DT_EBROKEN; DT_EINVAL; DT_ECONNRESET or another
  *         status from errno, and the connection is broken.
@@ -164,7 +183,10 @@ DT_EXTERN dt_status_t dt_conn_read(dt_conn_t *conn, void *buf, size_t cap,
  * the buffer is copied when the socket is full). Returns once every byte
  * is sent or buffered.
  *
- * @param buf  the bytes, borrowed for the call only.
+ * @param conn        the connection.
+ * @param buf         the bytes, borrowed for the call only.
+ * @param len         how many.
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @return DT_OK; DT_ETIMEDOUT: none of the bytes were accepted, the
  *         connection is intact, unless len exceeds the write buffer and
  *         some were sent (then it is broken); DT_EBROKEN; DT_EINVAL (also
@@ -177,6 +199,8 @@ DT_EXTERN dt_status_t dt_conn_write(dt_conn_t *conn, const void *buf,
 
 /**
  * Sends everything buffered for writing.
+ * @param conn        the connection.
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @return DT_OK when the buffer is empty; DT_ETIMEDOUT with the rest still
  *         buffered (the connection is intact; call again); DT_EBROKEN;
  *         DT_ECONNRESET or another status from errno, and the connection
@@ -188,6 +212,8 @@ DT_EXTERN dt_status_t dt_flush(dt_conn_t *conn, int timeout_ms);
  * Flushes, then shuts down the sending direction (shutdown SHUT_WR): the
  * peer reads end of stream after the last byte, and can still answer.
  * Later writes fail with DT_EINVAL.
+ * @param conn        the connection.
+ * @param timeout_ms  longest wait for the flush; negative: no limit.
  * @return DT_OK; what dt_flush() returns; a status from errno.
  */
 DT_EXTERN dt_status_t dt_conn_shutdown_write(dt_conn_t *conn, int timeout_ms);
@@ -198,6 +224,8 @@ DT_EXTERN dt_status_t dt_conn_shutdown_write(dt_conn_t *conn, int timeout_ms);
  * than the read buffer (up to the maximum) is read into a block allocated
  * for it; dt_frame_read_into() avoids that.
  *
+ * @param conn        the connection.
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @param payload  set on DT_OK to the payload, owned by the connection and
  *                 valid until the next read call on it or dt_conn_free().
  * @param len      set on DT_OK to the payload's length (0 is a frame).
@@ -216,6 +244,8 @@ DT_EXTERN dt_status_t dt_frame_read(dt_conn_t *conn, int timeout_ms,
 /**
  * Waits for the next frame's header and says how long its payload is,
  * consuming nothing (to size the buffer of dt_frame_read_into()).
+ * @param conn        the connection.
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @param len  set on DT_OK to the payload's length.
  * @return as dt_frame_read(), except DT_ENOMEM.
  */
@@ -227,9 +257,12 @@ DT_EXTERN dt_status_t dt_frame_peek(dt_conn_t *conn, int timeout_ms,
  * buffered are copied; the rest of a frame larger than the read buffer is
  * read straight into buf, with no intermediate copy.
  *
- * @param buf  caller storage for cap bytes; written only up to the
- *             payload's length.
- * @param len  set on DT_OK to the payload's length.
+ * @param conn        the connection.
+ * @param buf         caller storage for cap bytes; written only up to the
+ *                    payload's length.
+ * @param cap         the size of buf.
+ * @param len         set on DT_OK to the payload's length.
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @return as dt_frame_read(), plus DT_ETOOBIG when the payload is longer
  *         than cap (nothing consumed, not broken: see dt_frame_peek()).
  */
@@ -244,8 +277,11 @@ DT_EXTERN dt_status_t dt_frame_read_into(dt_conn_t *conn, void *buf, size_t cap,
  * send of buffer, header and payload, without a copy (if the socket fills
  * up, the last part, once it fits in the buffer, is copied there).
  *
- * @param payload  len bytes, borrowed for the call only (NULL when len is
- *                 0).
+ * @param conn        the connection.
+ * @param payload     len bytes, borrowed for the call only (NULL when len
+ *                    is 0).
+ * @param len         the payload's length, at most the maximum frame.
+ * @param timeout_ms  longest wait for the socket; negative: no limit.
  * @return DT_OK once the frame is sent or buffered; DT_EFRAMETOOBIG when
  *         len exceeds the maximum (nothing written, broken); DT_ETIMEDOUT:
  *         the frame was not accepted and the connection is intact, unless
@@ -262,7 +298,9 @@ DT_EXTERN dt_status_t dt_frame_write(dt_conn_t *conn, const void *payload,
  * the system calls of its bytes, not of its frames. Every length is
  * checked before anything is written.
  *
+ * @param conn    the connection.
  * @param frames  n payloads, borrowed for the call only.
+ * @param n       how many frames.
  * @param timeout_ms  limit for the whole batch.
  * @return DT_OK when every frame is sent; DT_EFRAMETOOBIG (nothing
  *         written, broken); DT_ETIMEDOUT with the connection intact when

@@ -62,19 +62,19 @@ typedef enum {
 
 /** One trace event. Every pointer is borrowed for the callback only. */
 typedef struct {
-  dt_dial_event_type_t type;
-  uint64_t time_us;    /**< monotonic timestamp, the dialer's clock */
-  uint64_t elapsed_us; /**< since the dial started */
-  const char *host;    /**< the host being dialed */
-  int family;          /**< AF_INET6, AF_INET or AF_UNIX */
-  dt_status_t status;
+  dt_dial_event_type_t type;   /**< what happened */
+  uint64_t time_us;            /**< monotonic timestamp, the dialer's clock */
+  uint64_t elapsed_us;         /**< since the dial started */
+  const char *host;            /**< the host being dialed */
+  int family;                  /**< AF_INET6, AF_INET or AF_UNIX */
+  dt_status_t status;          /**< LOOKUP_DONE, ATTEMPT_DONE, FAILED */
   int sys_errno;               /**< raw errno behind status, 0 if none */
   const char *sockopt;         /**< option that failed, else NULL */
   size_t naddrs;               /**< LOOKUP_DONE: addresses received */
   dt_dial_source_t source;     /**< LOOKUP_DONE: where they came from */
   size_t attempt;              /**< index into dt_dial_report_t.attempts */
   const struct sockaddr *addr; /**< attempts: the destination, with port */
-  socklen_t addrlen;
+  socklen_t addrlen;           /**< addr's length */
 } dt_dial_event_t;
 
 /** A trace callback: runs on the dialing thread, inside dt_dial(); it must
@@ -88,17 +88,27 @@ typedef void (*dt_dial_trace_fn)(const dt_dial_event_t *ev, void *ctx);
  * Applications leave the whole struct zeroed.
  */
 typedef struct {
+  /** socket() */
   int (*socket)(void *ctx, int domain, int type, int protocol);
+  /** connect() */
   int (*connect)(void *ctx, int fd, const struct sockaddr *addr, socklen_t len);
+  /** bind() */
   int (*bind)(void *ctx, int fd, const struct sockaddr *addr, socklen_t len);
+  /** getsockname() */
   int (*getsockname)(void *ctx, int fd, struct sockaddr *addr, socklen_t *len);
+  /** setsockopt() */
   int (*setsockopt)(void *ctx, int fd, int level, int name, const void *val,
                     socklen_t len);
+  /** getsockopt() */
   int (*getsockopt)(void *ctx, int fd, int level, int name, void *val,
                     socklen_t *len);
+  /** O_NONBLOCK on or off */
   int (*set_nonblocking)(void *ctx, int fd, bool on);
+  /** poll() */
   int (*poll)(void *ctx, struct pollfd *fds, nfds_t nfds, int timeout_ms);
+  /** close() */
   int (*close)(void *ctx, int fd);
+  /** passed to every function */
   void *ctx;
 } dt_sockops_t;
 
@@ -140,20 +150,21 @@ typedef struct {
   bool nonblocking;
   /** Trace callback and its context, or NULL (default). */
   dt_dial_trace_fn trace;
-  void *trace_ctx;
+  void *trace_ctx; /**< passed to trace */
   /** Test seam: socket operations (NULL: the system's). Copied. */
   const dt_sockops_t *sockops;
   /** Test seam: a monotonic clock in microseconds (NULL: the system's);
    * also given to the resolver the dialer makes for itself. */
   uint64_t (*clock_us)(void *ctx);
-  void *clock_ctx;
+  void *clock_ctx; /**< passed to clock_us */
 } dt_dial_opts_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_dial_opts_init(dt_dial_opts_t *opts);
 
 /**
- * Creates a dialer. opts may be NULL for the defaults.
+ * Creates a dialer.
+ * @param opts  options, copied; NULL for the defaults.
  * @param out  set to the new dialer on DT_OK only; free with
  *             dt_dialer_free().
  * @return DT_OK; DT_EINVAL for a bad option (a negative time, a count
@@ -164,14 +175,17 @@ DT_EXTERN void dt_dial_opts_init(dt_dial_opts_t *opts);
 DT_EXTERN dt_status_t dt_dialer_new(const dt_dial_opts_t *opts,
                                     dt_dialer_t **out);
 
-/** Frees a dialer (and the resolver it made, not a borrowed one); NULL
- * does nothing. No dial may be running on it. */
+/**
+ * Frees a dialer (and the resolver it made, not a borrowed one); NULL
+ * does nothing. No dial may be running on it.
+ * @param d  the dialer, or NULL.
+ */
 DT_EXTERN void dt_dialer_free(dt_dialer_t *d);
 
 /** One connection attempt of a dial. */
 typedef struct {
   struct sockaddr_storage addr; /**< the destination, with port */
-  socklen_t addrlen;
+  socklen_t addrlen;            /**< addr's length */
   /** DT_OK: connected (the winner). DT_ECANCELED: closed because another
    * attempt won. DT_ETIMEDOUT: no answer within the attempt or overall
    * limit. Otherwise why it failed: DT_ECONNREFUSED, DT_ENETUNREACH,
@@ -189,11 +203,11 @@ typedef struct {
   /** Looked up (hosts file, cache or DNS); false for literals, Unix paths
    * and a family the options exclude. */
   bool asked;
-  bool done;          /**< its answer was in before the dial ended */
-  dt_status_t status; /**< DT_OK with addresses, else why not */
-  size_t naddrs;      /**< addresses it brought */
-  dt_dial_source_t source;
-  uint64_t end_us; /**< when it was in, since the dial started */
+  bool done;               /**< its answer was in before the dial ended */
+  dt_status_t status;      /**< DT_OK with addresses, else why not */
+  size_t naddrs;           /**< addresses it brought */
+  dt_dial_source_t source; /**< where they came from */
+  uint64_t end_us;         /**< when it was in, since the dial started */
 } dt_dial_lookup_t;
 
 /**
@@ -211,9 +225,9 @@ typedef struct {
                               AF_UNSPEC */
   dt_dial_lookup_t aaaa; /**< the IPv6 lookup */
   dt_dial_lookup_t a;    /**< the IPv4 lookup */
-  /** Attempts in the order they started; the winner's index, or -1. */
-  size_t nattempts;
-  int winner;
+  size_t nattempts;      /**< attempts made, the first nattempts of attempts */
+  int winner;            /**< the winner's index in attempts, or -1 */
+  /** Attempts in the order they started. */
   dt_dial_attempt_t attempts[DT_DIAL_MAX_ATTEMPTS];
 } dt_dial_report_t;
 
@@ -248,6 +262,12 @@ DT_EXTERN dt_status_t dt_dial(dt_dialer_t *d, const char *host, uint16_t port,
 
 /**
  * Connects a Unix stream socket to path: dt_dial() with "unix:" + path.
+ * @param d           the dialer.
+ * @param path        the socket file's path, borrowed.
+ * @param timeout_ms  overall limit; negative for the dialer's own.
+ * @param fd          set on DT_OK only: the connected socket, owned by the
+ *                    caller, who closes it.
+ * @param report      if not NULL, filled on success and on failure.
  * @return as dt_dial(); DT_ENOENT (no such socket file), DT_ECONNREFUSED
  *         (nobody listens), DT_ETIMEDOUT (the listener's queue stayed full),
  *         DT_ENAMETOOLONG (longer than sun_path allows).
@@ -256,11 +276,20 @@ DT_EXTERN dt_status_t dt_dial_unix(dt_dialer_t *d, const char *path,
                                    int timeout_ms, int *fd,
                                    dt_dial_report_t *report);
 
-/** "lookup-start", "lookup-done", "attempt-start", "attempt-done",
- * "connected", "failed"; "?" for other values. */
+/**
+ * Names an event type.
+ * @param type  any value.
+ * @return a static string: "lookup-start", "lookup-done", "attempt-start",
+ *         "attempt-done", "connected", "failed"; "?" for other values.
+ */
 DT_EXTERN const char *dt_dial_event_tostr(dt_dial_event_type_t type);
 
-/** "none", "literal", "hosts", "cache", "dns"; "?" for other values. */
+/**
+ * Names an address source.
+ * @param source  any value.
+ * @return a static string: "none", "literal", "hosts", "cache", "dns"; "?"
+ *         for other values.
+ */
 DT_EXTERN const char *dt_dial_source_tostr(dt_dial_source_t source);
 
 #ifdef __cplusplus

@@ -47,7 +47,7 @@ typedef struct {
    * connections inherit them and window scaling takes them; 0 (default)
    * keeps autotuning. */
   int rcvbuf;
-  int sndbuf;
+  int sndbuf; /**< as rcvbuf, for SO_SNDBUF */
   /** Hand the descriptor back non-blocking (default false). It is
    * close-on-exec either way. */
   bool nonblocking;
@@ -56,7 +56,7 @@ typedef struct {
   int unix_mode;
 } dt_listen_opts_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_listen_opts_init(dt_listen_opts_t *opts);
 
 /**
@@ -97,6 +97,7 @@ DT_EXTERN dt_status_t dt_listen_unix(const dt_listen_opts_t *opts,
 
 /**
  * The local port of a bound socket (the one the kernel picked for port 0).
+ * @param fd    the socket, borrowed.
  * @param port  set on DT_OK only.
  * @return DT_OK; DT_EINVAL when fd is not an IPv4 or IPv6 socket; the
  *         status of getsockname()'s failure.

@@ -83,20 +83,21 @@ typedef struct {
    * poll-style loop that asks with dt_loop_pollfds() and
    * dt_loop_timeout_ms(). Both styles may be mixed. */
   dt_loop_watch_fn watch;
-  void *watch_ctx;
-  dt_loop_timer_fn timer;
-  void *timer_ctx;
+  void *watch_ctx;        /**< passed to watch */
+  dt_loop_timer_fn timer; /**< with watch: the timer to keep */
+  void *timer_ctx;        /**< passed to timer */
   /** Test seam: a monotonic clock in microseconds (NULL: the system's).
    * Give the same clock to the resolvers, dialers and pools used. */
   uint64_t (*clock_us)(void *ctx);
-  void *clock_ctx;
+  void *clock_ctx; /**< passed to clock_us */
 } dt_loop_opts_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_loop_opts_init(dt_loop_opts_t *opts);
 
 /**
- * Creates a loop. opts may be NULL for the defaults.
+ * Creates a loop.
+ * @param opts  options, copied; NULL for the defaults.
  * @param out  set on DT_OK only; free with dt_loop_free().
  * @return DT_OK; DT_EINVAL; DT_ENOMEM.
  */
@@ -107,16 +108,23 @@ DT_EXTERN dt_status_t dt_loop_new(const dt_loop_opts_t *opts,
  * Frees a loop; NULL does nothing. Operations still in flight stop, and
  * their callbacks run with DT_ECANCELED before it returns. Not from inside
  * a callback of this loop.
+ * @param loop  the loop, or NULL.
  */
 DT_EXTERN void dt_loop_free(dt_loop_t *loop);
 
-/** Operations whose callback has not run yet. */
+/**
+ * Operations whose callback has not run yet.
+ * @param loop  the loop.
+ * @return their number.
+ */
 DT_EXTERN size_t dt_loop_pending(const dt_loop_t *loop);
 
 /**
  * Poll style: the descriptors to wait on, one entry per descriptor with
  * its events and revents 0.
+ * @param loop  the loop.
  * @param pfd  room for max entries (may be NULL when max is 0).
+ * @param max   room in pfd.
  * @return how many entries there are; only the first max are written,
  *         so call again with more room when the result is larger.
  */
@@ -124,8 +132,10 @@ DT_EXTERN size_t dt_loop_pollfds(dt_loop_t *loop, struct pollfd *pfd,
                                  size_t max);
 
 /**
- * Milliseconds until the loop must be processed even if no descriptor is
- * ready: 0 when a completion is waiting, -1 when nothing is pending.
+ * When the loop must be processed even if no descriptor is ready.
+ * @param loop  the loop.
+ * @return milliseconds from now; 0 when a completion is waiting, -1 when
+ *         nothing is pending.
  */
 DT_EXTERN int dt_loop_timeout_ms(dt_loop_t *loop);
 
@@ -134,9 +144,11 @@ DT_EXTERN int dt_loop_timeout_ms(dt_loop_t *loop);
  * (entries with revents 0, and descriptors the loop does not know, are
  * skipped), those whose deadline passed, and completions waiting; runs
  * the callbacks of every operation that finished.
+ * @param loop  the loop.
  * @param pfd  poll()'s array (from dt_loop_pollfds() or the program's own,
  *             which may hold other descriptors), or NULL with n 0 after a
  *             timeout.
+ * @param n     entries in pfd.
  * @return DT_OK; DT_EINVAL when loop is NULL or pfd is NULL with n > 0.
  */
 DT_EXTERN dt_status_t dt_loop_process(dt_loop_t *loop,
@@ -146,6 +158,10 @@ DT_EXTERN dt_status_t dt_loop_process(dt_loop_t *loop,
  * Epoll style: one descriptor is ready with revents (POLLIN, POLLOUT,
  * POLLERR, POLLHUP; EPOLLIN and friends have the same values on Linux);
  * then as dt_loop_process().
+ * @param loop     the loop.
+ * @param fd       the ready descriptor.
+ * @param revents  what it is ready for.
+ * @return as dt_loop_process().
  */
 DT_EXTERN dt_status_t dt_loop_process_fd(dt_loop_t *loop, int fd,
                                          short revents);
@@ -153,6 +169,8 @@ DT_EXTERN dt_status_t dt_loop_process_fd(dt_loop_t *loop, int fd,
 /**
  * Runs the loop with poll() until no operation is pending or timeout_ms
  * passes (negative: no limit). For tests, tools and simple programs.
+ * @param loop        the loop.
+ * @param timeout_ms  the longest it runs; negative: no limit.
  * @return DT_OK when nothing is pending; DT_ETIMEDOUT; DT_ESYS when poll()
  *         failed (errno set).
  */
@@ -164,12 +182,14 @@ DT_EXTERN dt_status_t dt_loop_run(dt_loop_t *loop, int timeout_ms);
  * its pool) and its callback runs with DT_ECANCELED from the next
  * processing step, never from inside dt_op_cancel(). Cancelling an
  * operation that is already cancelled does nothing.
+ * @param op  the operation's handle.
  * @return DT_OK; DT_EINVAL when op is NULL.
  */
 DT_EXTERN dt_status_t dt_op_cancel(dt_op_t *op);
 
 /**
  * Completion of dt_resolve_start().
+ * @param user    the start call's user pointer.
  * @param status  as dt_resolver_lookup_addrs().
  * @param addrs   on DT_OK the addresses with their remaining TTLs (IPv6
  *                first); borrowed for the duration of the callback.
@@ -184,8 +204,14 @@ typedef void (*dt_resolve_cb)(void *user, dt_status_t status,
 /**
  * Starts looking up the addresses of a host, as dt_resolver_lookup_addrs()
  * does: an IP literal, the hosts file, the cache, else A and AAAA together.
+ * @param loop        the loop it runs on.
+ * @param r           the resolver; freeing it first cancels the operation.
+ * @param host        a host name or an IP literal, borrowed.
+ * @param family      AF_INET, AF_INET6 or AF_UNSPEC (both).
  * @param flags       DT_QUERY_* bits (DT_QUERY_NOCACHE, ...).
  * @param timeout_ms  overall limit; negative for the resolver's own.
+ * @param cb          runs once with the result, unless this call fails.
+ * @param user        passed to cb.
  * @param op          if not NULL, set on DT_OK to the operation's handle.
  * @return DT_OK (cb will run once); DT_EINVAL; DT_EBADNAME; DT_ENOMEM;
  *         DT_EMFILE when no socket could be opened.
@@ -198,6 +224,7 @@ DT_EXTERN dt_status_t dt_resolve_start(dt_loop_t *loop, dt_resolver_t *r,
 
 /**
  * Completion of dt_query_start().
+ * @param user    the start call's user pointer.
  * @param status  as dt_resolver_query().
  * @param answer  on DT_OK the reply, owned by the callback: free it with
  *                dt_answer_free(); NULL otherwise.
@@ -207,6 +234,15 @@ typedef void (*dt_query_cb)(void *user, dt_status_t status,
 
 /**
  * Starts asking one question, as dt_resolver_query() does.
+ * @param loop        the loop it runs on.
+ * @param r           the resolver.
+ * @param name        the name, borrowed.
+ * @param type        record type (DT_TYPE_* or any number).
+ * @param flags       DT_QUERY_* bits.
+ * @param timeout_ms  overall limit; negative for the resolver's own.
+ * @param cb          runs once with the result, unless this call fails.
+ * @param user        passed to cb.
+ * @param op          if not NULL, set on DT_OK to the operation's handle.
  * @return as dt_resolve_start().
  */
 DT_EXTERN dt_status_t dt_query_start(dt_loop_t *loop, dt_resolver_t *r,
@@ -216,6 +252,7 @@ DT_EXTERN dt_status_t dt_query_start(dt_loop_t *loop, dt_resolver_t *r,
 
 /**
  * Completion of dt_dial_start().
+ * @param user    the start call's user pointer.
  * @param status  as dt_dial().
  * @param fd      on DT_OK the connected socket, owned by the callback
  *                (blocking unless the dialer says otherwise); -1 otherwise.
@@ -228,6 +265,14 @@ typedef void (*dt_dial_cb)(void *user, dt_status_t status, int fd,
 /**
  * Starts a Happy Eyeballs dial of host:port (or "unix:/path"), as dt_dial()
  * does.
+ * @param loop        the loop it runs on.
+ * @param d           the dialer.
+ * @param host        as dt_dial(); borrowed.
+ * @param port        TCP port (ignored for Unix paths).
+ * @param timeout_ms  overall limit; negative for the dialer's own.
+ * @param cb          runs once with the result, unless this call fails.
+ * @param user        passed to cb.
+ * @param op          if not NULL, set on DT_OK to the operation's handle.
  * @return as dt_resolve_start(); DT_ENAMETOOLONG for a Unix path too long.
  */
 DT_EXTERN dt_status_t dt_dial_start(dt_loop_t *loop, dt_dialer_t *d,
@@ -237,6 +282,7 @@ DT_EXTERN dt_status_t dt_dial_start(dt_loop_t *loop, dt_dialer_t *d,
 
 /**
  * Completion of dt_pool_acquire_start().
+ * @param user    the start call's user pointer.
  * @param status  as dt_pool_acquire().
  * @param conn    on DT_OK the connection, owned by the callback until it is
  *                given back with dt_pool_release(); NULL otherwise.
@@ -250,6 +296,14 @@ typedef void (*dt_pool_acquire_cb)(void *user, dt_status_t status,
  * completes on the next processing step; otherwise a wait at the active
  * limit (woken when another caller, on any thread, releases one) and a
  * dial run on the loop.
+ * @param loop        the loop it runs on.
+ * @param pool        the pool.
+ * @param host        as dt_pool_acquire(); borrowed.
+ * @param port        TCP port (ignored for Unix paths).
+ * @param timeout_ms  as dt_pool_acquire().
+ * @param cb          runs once with the result, unless this call fails.
+ * @param user        passed to cb.
+ * @param op          if not NULL, set on DT_OK to the operation's handle.
  * @return as dt_resolve_start().
  */
 DT_EXTERN dt_status_t dt_pool_acquire_start(dt_loop_t *loop, dt_pool_t *pool,

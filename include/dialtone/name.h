@@ -15,20 +15,21 @@ extern "C" {
 
 /**
  * Size of a buffer that holds any valid name in presentation form,
- * escapes (\\DDD) included, plus the terminating NUL.
+ * escapes (`\DDD`) included, plus the terminating NUL.
  */
 #define DT_NAME_BUFSIZE 1024
 
 /**
  * Validates a domain name in presentation form and writes its normal form:
  * ASCII letters folded to lower case, no trailing dot (the root stays "."),
- * escapes in one canonical spelling (a dot or backslash inside a label as
- * "\." and "\\", other bytes outside printable ASCII as "\DDD").
+ * escapes in one canonical spelling (a dot or backslash inside a label
+ * gets a backslash before it, other bytes outside printable ASCII become
+ * `\DDD`).
  * "A.Example." and "a.example" give the same normal form.
  *
  * Rules: at most 255 bytes in wire form (253 characters without escapes),
- * labels of 1 to 63 bytes, no empty label ("a..b", ".a"), escapes "\X" or
- * "\DDD" with DDD at most 255.
+ * labels of 1 to 63 bytes, no empty label ("a..b", ".a"), escapes `\X` or
+ * `\DDD` with DDD at most 255.
  *
  * @param name    the name, borrowed; NUL-terminated.
  * @param out     receives the normal form; written only on DT_OK.

@@ -95,14 +95,15 @@ typedef struct {
   /** Test seam: a monotonic clock in microseconds (NULL: the system's);
    * also given to the dialer the pool makes for itself. */
   uint64_t (*clock_us)(void *ctx);
-  void *clock_ctx;
+  void *clock_ctx; /**< passed to clock_us */
 } dt_pool_opts_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_pool_opts_init(dt_pool_opts_t *opts);
 
 /**
- * Creates a pool. opts may be NULL for the defaults.
+ * Creates a pool.
+ * @param opts  options, copied; NULL for the defaults.
  * @param out  set to the new pool on DT_OK only; free with dt_pool_free().
  * @return DT_OK; DT_EINVAL for a negative time or bad connection options;
  *         DT_ENOMEM; any status of dt_dialer_new() when the pool makes its
@@ -115,6 +116,7 @@ DT_EXTERN dt_status_t dt_pool_new(const dt_pool_opts_t *opts, dt_pool_t **out);
  * not a borrowed one); NULL does nothing. No call may be running on the
  * pool. Connections still acquired stay usable and are detached from it:
  * free them with dt_conn_free() (dt_pool_release() is no longer possible).
+ * @param pool  the pool, or NULL.
  */
 DT_EXTERN void dt_pool_free(dt_pool_t *pool);
 
@@ -123,6 +125,7 @@ DT_EXTERN void dt_pool_free(dt_pool_t *pool);
  * destination that passes the health check, else a new one from the
  * dialer.
  *
+ * @param pool        the pool.
  * @param host        a host name, an IP literal, or "unix:/path"; borrowed.
  *                    Names are compared in their normal form
  *                    ("WWW.Example." is "www.example").
@@ -152,6 +155,7 @@ DT_EXTERN dt_status_t dt_pool_acquire(dt_pool_t *pool, const char *host,
  * may close the least recently used idle connection to stay within the
  * limits.
  *
+ * @param pool      the pool the connection came from.
  * @param conn      a connection from dt_pool_acquire() on this pool;
  *                  ownership passes to the pool on DT_OK.
  * @param reusable  false closes it whatever its state (say so after a
@@ -167,6 +171,7 @@ DT_EXTERN dt_status_t dt_pool_release(dt_pool_t *pool, dt_conn_t *conn,
  * Closes the idle connections past the idle timeout or the maximum
  * lifetime now, instead of waiting for acquire and release to come across
  * them. For programs that go quiet for long.
+ * @param pool  the pool.
  * @return how many were closed.
  */
 DT_EXTERN size_t dt_pool_prune(dt_pool_t *pool);
@@ -185,7 +190,7 @@ typedef struct {
   /** The address it reached, with port (AF_UNIX with the path for Unix
    * destinations). */
   struct sockaddr_storage peer;
-  socklen_t peerlen;
+  socklen_t peerlen; /**< peer's length */
   /** DNS coherence follows it: its address came from a DNS answer. */
   bool dns_tracked;
   /** DNS coherence: µs until the answer its address belongs to expires
@@ -195,6 +200,7 @@ typedef struct {
 
 /**
  * Describes a connection handed out by a pool (also after dt_pool_free()).
+ * @param conn  the connection.
  * @param out  filled on DT_OK only.
  * @return DT_OK; DT_EINVAL when conn did not come from a pool or an
  *         argument is NULL.
@@ -253,7 +259,11 @@ typedef struct {
   uint64_t destinations;  /**< destinations with connections or waiters */
 } dt_pool_stats_t;
 
-/** Copies the counters; consistent per field, not across fields. */
+/**
+ * Copies the counters; consistent per field, not across fields.
+ * @param pool  the pool.
+ * @param out   receives the counters.
+ */
 DT_EXTERN void dt_pool_get_stats(dt_pool_t *pool, dt_pool_stats_t *out);
 
 /** One destination's connections now. */
@@ -266,6 +276,11 @@ typedef struct {
 /**
  * Counts one destination's connections now (all zero when the pool has
  * none for it).
+ * @param pool  the pool.
+ * @param host  the destination's host or "unix:/path", as for
+ *              dt_pool_acquire(); borrowed.
+ * @param port  its port (ignored for Unix paths).
+ * @param out   filled on DT_OK only.
  * @return DT_OK; DT_EBADNAME, DT_ENAMETOOLONG or DT_EINVAL as
  *         dt_pool_acquire() for host.
  */
@@ -278,6 +293,10 @@ DT_EXTERN dt_status_t dt_pool_get_dest_stats(dt_pool_t *pool, const char *host,
  * for, with its key ("www.example#443", "[2001:db8::1]#443",
  * "unix:/run/app.sock"), borrowed for the call. Runs under the pool's
  * lock: visit must be quick and must not call into the pool.
+ * @param pool   the pool.
+ * @param visit  called once per destination with its key, its counts and
+ *               ctx.
+ * @param ctx    passed to visit.
  */
 DT_EXTERN void dt_pool_list(dt_pool_t *pool,
                             void (*visit)(const char *key,
@@ -285,13 +304,27 @@ DT_EXTERN void dt_pool_list(dt_pool_t *pool,
                                           void *ctx),
                             void *ctx);
 
-/** "eof", "data", "error"; "?" for other values. */
+/**
+ * Names a health-check reason.
+ * @param reason  any value.
+ * @return a static string: "eof", "data", "error"; "?" for other values.
+ */
 DT_EXTERN const char *dt_pool_check_tostr(dt_pool_check_t reason);
 
-/** "idle", "lifetime", "capacity", "dns"; "?" for other values. */
+/**
+ * Names an eviction reason.
+ * @param reason  any value.
+ * @return a static string: "idle", "lifetime", "capacity", "dns"; "?" for
+ *         other values.
+ */
 DT_EXTERN const char *dt_pool_evict_tostr(dt_pool_evict_t reason);
 
-/** "unreusable", "input", "output", "broken"; "?" for other values. */
+/**
+ * Names a discard reason.
+ * @param reason  any value.
+ * @return a static string: "unreusable", "input", "output", "broken"; "?"
+ *         for other values.
+ */
 DT_EXTERN const char *dt_pool_discard_tostr(dt_pool_discard_t reason);
 
 #ifdef __cplusplus

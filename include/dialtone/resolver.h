@@ -85,7 +85,7 @@ typedef struct {
   /** Name servers as "ADDR", "ADDR:PORT", "[V6ADDR]:PORT" or "V6ADDR";
    * borrowed. When nservers is 0 they come from resolv_conf. */
   const char *const *servers;
-  size_t nservers;
+  size_t nservers; /**< entries in servers */
   /** resolv.conf to read when no servers are given (default
    * "/etc/resolv.conf"). Its options override the integer options left at
    * DT_RESOLVER_DEFAULT and can turn rotate and edns on. */
@@ -94,7 +94,7 @@ typedef struct {
   const char *hosts;
   /** Search list, borrowed; NULL keeps resolv.conf's (when read). */
   const char *const *search;
-  size_t nsearch;
+  size_t nsearch; /**< entries in search */
   /** Time to wait for one server's reply, ms (default 2000). */
   int timeout_ms;
   /** Rounds over the server list (default 3). */
@@ -110,7 +110,7 @@ typedef struct {
   int server_penalty_ms;
   /** Test seam: a monotonic clock in microseconds (NULL: the system's). */
   uint64_t (*clock_us)(void *ctx);
-  void *clock_ctx;
+  void *clock_ctx; /**< passed to clock_us */
   /** Keep answers for their TTL and answer repeats from memory (default
    * true). Identical questions in flight at once share one query. */
   bool cache;
@@ -120,15 +120,15 @@ typedef struct {
   size_t cache_max_bytes;
   /** Clamps on positive answers' lifetimes, seconds (default 0, 86400). */
   uint32_t cache_min_ttl;
-  uint32_t cache_max_ttl;
+  uint32_t cache_max_ttl; /**< see cache_min_ttl */
   /** Clamps on negative answers' lifetimes, seconds (default 0, 3600). */
   uint32_t cache_neg_min_ttl;
-  uint32_t cache_neg_max_ttl;
+  uint32_t cache_neg_max_ttl; /**< see cache_neg_min_ttl */
   /** RFC 8767: when every server fails, answer from an expired entry of
    * at most stale_window_s ago, with TTL 30 and marked stale (default
    * false, 86400 s). */
   bool serve_stale;
-  uint32_t stale_window_s;
+  uint32_t stale_window_s; /**< see serve_stale */
   /** A hit in the last 10% of an entry's TTL sends a refresh query at once
    * without waiting for it; the reply is taken in by later calls on the
    * resolver, so popular names do not miss (default false). */
@@ -143,11 +143,12 @@ typedef struct {
   bool dns0x20;
 } dt_resolver_opts_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_resolver_opts_init(dt_resolver_opts_t *opts);
 
 /**
- * Creates a resolver. opts may be NULL for the defaults.
+ * Creates a resolver.
+ * @param opts  options, copied; NULL for the defaults.
  * @param out  set to the new resolver on DT_OK only; free with
  *             dt_resolver_free().
  * @return DT_OK; DT_EINVAL for a malformed server address or option;
@@ -159,18 +160,21 @@ DT_EXTERN void dt_resolver_opts_init(dt_resolver_opts_t *opts);
 DT_EXTERN dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
                                       dt_resolver_t **out);
 
-/** Frees a resolver; NULL does nothing. No call may be running on it. */
+/**
+ * Frees a resolver; NULL does nothing. No call may be running on it.
+ * @param r  the resolver, or NULL.
+ */
 DT_EXTERN void dt_resolver_free(dt_resolver_t *r);
 
 /** One resource record of an answer. Borrowed from its dt_answer_t. */
 typedef struct {
-  const char *owner; /**< owner name, presentation form with trailing dot */
-  uint16_t type;
-  uint16_t rclass;
+  const char *owner;    /**< owner name, presentation form with trailing dot */
+  uint16_t type;        /**< DT_TYPE_* or any number */
+  uint16_t rclass;      /**< 1 for IN */
   uint32_t ttl;         /**< remaining TTL in seconds */
   const uint8_t *rdata; /**< uncompressed wire-form RDATA */
-  uint16_t rdlength;
-  const char *data; /**< RDATA in presentation form ("192.0.2.1") */
+  uint16_t rdlength;    /**< bytes at rdata */
+  const char *data;     /**< RDATA in presentation form ("192.0.2.1") */
 } dt_rr_t;
 
 /**
@@ -179,36 +183,38 @@ typedef struct {
  */
 typedef struct {
   const char *qname; /**< the name asked, after search-list expansion */
-  uint16_t qtype;
-  uint16_t qclass;
-  int rcode;      /**< DT_RCODE_* */
-  unsigned flags; /**< DT_FLAG_* */
+  uint16_t qtype;    /**< the type asked */
+  uint16_t qclass;   /**< the class asked (1, IN) */
+  int rcode;         /**< DT_RCODE_* */
+  unsigned flags;    /**< DT_FLAG_* */
   /** The end of the CNAME chain (qname when there is no CNAME). */
   const char *canonical;
   /** The answer chain: the CNAMEs from qname, then the records of qtype at
    * the canonical name. Records outside this chain are never included. */
   const dt_rr_t *answer;
-  size_t nanswer;
+  size_t nanswer; /**< records in answer */
   /** For negative answers, the zone's SOA from the authority section. */
   const dt_rr_t *authority;
-  size_t nauthority;
+  size_t nauthority; /**< records in authority */
   /** Remaining lifetime in seconds: the smallest TTL of the answer chain,
    * or for negative answers min(SOA TTL, SOA MINIMUM) (RFC 2308). */
   uint32_t ttl;
   struct sockaddr_storage server; /**< who answered (unset on a hit) */
-  socklen_t server_len;
-  dt_transport_t transport;
-  bool from_cache; /**< served from the cache, no query sent */
-  bool stale;      /**< expired entry served because servers failed */
+  socklen_t server_len;           /**< server's length (0 on a hit) */
+  dt_transport_t transport;       /**< how the reply travelled */
+  bool from_cache;                /**< served from the cache, no query sent */
+  bool stale; /**< expired entry served because servers failed */
 } dt_answer_t;
 
-/** Frees an answer; NULL does nothing. */
+/** Frees an answer; NULL does nothing. @param answer  the answer. */
 DT_EXTERN void dt_answer_free(dt_answer_t *answer);
 
 /**
  * The status an answer stands for: DT_OK when it has records of the type
  * asked, DT_ENXDOMAIN, DT_ENODATA (NOERROR without them), DT_ESERVFAIL,
  * DT_EREFUSED, DT_EFORMERR, DT_ENOTIMP, or DT_EBADREPLY for other rcodes.
+ * @param answer  the answer.
+ * @return the status.
  */
 DT_EXTERN dt_status_t dt_answer_status(const dt_answer_t *answer);
 
@@ -216,6 +222,7 @@ DT_EXTERN dt_status_t dt_answer_status(const dt_answer_t *answer);
  * Asks one question and waits for the reply (search list and ndots apply
  * unless DT_QUERY_NOSEARCH; an absolute name "x.example." is asked as-is).
  *
+ * @param r           the resolver.
  * @param name        the name, borrowed.
  * @param type        record type (DT_TYPE_* or any number).
  * @param flags       DT_QUERY_* bits.
@@ -234,19 +241,23 @@ DT_EXTERN dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name,
 /** One address of a lookup, with its remaining TTL (0 for literals and
  * the hosts file). The port is 0. */
 typedef struct {
-  struct sockaddr_storage addr;
-  socklen_t addrlen;
-  uint32_t ttl;
+  struct sockaddr_storage addr; /**< the address, port 0 */
+  socklen_t addrlen;            /**< its length */
+  uint32_t ttl;                 /**< remaining TTL in seconds */
 } dt_addr_t;
 
 /**
  * Looks up the addresses of a host: an IP literal at once, else the hosts
  * file, else A and AAAA queries sent together.
  *
+ * @param r           the resolver.
+ * @param host        a host name or an IP literal, borrowed.
  * @param family      AF_INET, AF_INET6 or AF_UNSPEC (both).
  * @param addrs       caller storage for up to max addresses (IPv6 first
  *                    when both families answer: ordering for connecting is
  *                    the dialer's job).
+ * @param max         room in addrs, at least 1.
+ * @param timeout_ms  overall limit, ms; negative for the resolver's own.
  * @param count       set on DT_OK to the number written (at least 1).
  * @return DT_OK; DT_ENXDOMAIN; DT_ENODATA (the name has no address of the
  *         family); DT_ETIMEDOUT; DT_ESERVFAIL or DT_EREFUSED when every
@@ -273,7 +284,11 @@ typedef struct {
   uint64_t hosts_hits;        /**< lookups answered by the hosts file */
 } dt_resolver_stats_t;
 
-/** Copies the counters; consistent per field, not across fields. */
+/**
+ * Copies the counters; consistent per field, not across fields.
+ * @param r    the resolver.
+ * @param out  receives the counters.
+ */
 DT_EXTERN void dt_resolver_get_stats(dt_resolver_t *r,
                                      dt_resolver_stats_t *out);
 
@@ -281,6 +296,11 @@ DT_EXTERN void dt_resolver_get_stats(dt_resolver_t *r,
  * Like dt_resolver_query(), but the answer is built in caller storage, so a
  * cache hit costs no allocation.
  *
+ * @param r           as dt_resolver_query().
+ * @param name        as dt_resolver_query().
+ * @param type        as dt_resolver_query().
+ * @param flags       as dt_resolver_query().
+ * @param timeout_ms  as dt_resolver_query().
  * @param buf     storage for the answer, aligned to 8 bytes; it must stay
  *                alive as long as *out is used. Nothing to free.
  * @param buflen  in: the size of buf; out on DT_ETOOBIG: the size needed.
@@ -307,41 +327,78 @@ typedef struct {
   uint64_t bytes;        /**< bytes now, overhead included */
 } dt_cache_stats_t;
 
-/** Copies the cache counters (all zero when the cache is off). */
+/**
+ * Copies the cache counters (all zero when the cache is off).
+ * @param r    the resolver.
+ * @param out  receives the counters.
+ */
 DT_EXTERN void dt_cache_get_stats(dt_resolver_t *r, dt_cache_stats_t *out);
 
-/** Removes every cached answer (name NULL) or those of one name. */
+/**
+ * Removes every cached answer, or those of one name.
+ * @param r     the resolver.
+ * @param name  the name whose answers go (every type), or NULL for all.
+ */
 DT_EXTERN void dt_cache_flush(dt_resolver_t *r, const char *name);
 
 /** One cache entry as dt_cache_list() shows it. Borrowed for the call. */
 typedef struct {
-  const char *name; /**< normalised: lower case, no trailing dot */
-  uint16_t type;
-  uint16_t qclass;
+  const char *name;     /**< normalised: lower case, no trailing dot */
+  uint16_t type;        /**< the question's type */
+  uint16_t qclass;      /**< the question's class */
   uint32_t remaining_s; /**< remaining TTL */
   bool negative;        /**< NXDOMAIN or NODATA */
   bool stale;           /**< expired, kept for serve-stale */
-  int rcode;
-  size_t bytes;
+  int rcode;            /**< the answer's DT_RCODE_* */
+  size_t bytes;         /**< memory it takes, overhead included */
 } dt_cache_entry_t;
 
-/** Calls visit for every entry; visit must not call back into r. */
+/**
+ * Calls visit for every entry; visit must not call back into r.
+ * @param r      the resolver.
+ * @param visit  called once per entry with the entry (borrowed for the
+ *               call) and ctx.
+ * @param ctx    passed to visit.
+ */
 DT_EXTERN void
 dt_cache_list(dt_resolver_t *r,
               void (*visit)(const dt_cache_entry_t *e, void *ctx), void *ctx);
 
-/** "A", "AAAA", "TYPE65534"...: the type's mnemonic, into buf. */
+/**
+ * Names a record type.
+ * @param type  any type.
+ * @param buf   receives the name; 16 bytes always suffice.
+ * @param len   the size of buf.
+ * @return buf, holding "A", "AAAA", "TYPE65534"...; "" when buf is NULL
+ *         or len 0.
+ */
 DT_EXTERN const char *dt_type_tostr(uint16_t type, char *buf, size_t len);
-/** Parses "AAAA", "aaaa" or "TYPE28". @return DT_OK or DT_EINVAL. */
+/**
+ * Parses a record type.
+ * @param s     "AAAA", "aaaa" or "TYPE28", borrowed.
+ * @param type  set on DT_OK only.
+ * @return DT_OK or DT_EINVAL.
+ */
 DT_EXTERN dt_status_t dt_type_fromstr(const char *s, uint16_t *type);
-/** "NOERROR", "NXDOMAIN", ... or "RCODE23". Static string for known
- * codes, else written to buf. */
+/**
+ * Names a response code.
+ * @param rcode  any code.
+ * @param buf    receives the name of codes without a static one (16 bytes
+ *               suffice).
+ * @param len    the size of buf.
+ * @return "NOERROR", "NXDOMAIN"...: a static string for known codes;
+ *         otherwise buf, holding "RCODE23".
+ */
 DT_EXTERN const char *dt_rcode_tostr(int rcode, char *buf, size_t len);
 
 /**
  * Formats a record as a dig-style line "owner TTL CLASS TYPE data" with its
- * remaining TTL. @return DT_OK, or DT_ENAMETOOLONG when buf is too small
- * (buf then holds a truncated, NUL-terminated line).
+ * remaining TTL.
+ * @param rr   the record, borrowed.
+ * @param buf  receives the line.
+ * @param len  the size of buf.
+ * @return DT_OK, or DT_ENAMETOOLONG when buf is too small (buf then holds
+ *         a truncated, NUL-terminated line).
  */
 DT_EXTERN dt_status_t dt_rr_tostr(const dt_rr_t *rr, char *buf, size_t len);
 

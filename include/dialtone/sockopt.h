@@ -39,13 +39,13 @@ typedef struct {
    * autotuning, which a fixed size turns off. Linux doubles the value for
    * its bookkeeping and caps it at net.core.rmem_max / wmem_max. */
   int rcvbuf;
-  int sndbuf;
+  int sndbuf; /**< as rcvbuf, for SO_SNDBUF */
   /** TCP_USER_TIMEOUT, ms: how long sent data may stay unacknowledged
    * before the connection is dropped; 0 (default) keeps the kernel's. */
   unsigned user_timeout_ms;
 } dt_sockopt_opts_t;
 
-/** Sets every option to its default. */
+/** Sets every option to its default. @param opts  the options to fill. */
 DT_EXTERN void dt_sockopt_opts_init(dt_sockopt_opts_t *opts);
 
 /**
@@ -74,6 +74,10 @@ DT_EXTERN dt_status_t dt_sockopt_apply(int fd, int family,
  * "2001:db8::1#443", "fe80::1%eth0#22", "unix:/run/app.sock" (port-less
  * forms when the port is 0).
  *
+ * @param sa     the address, borrowed.
+ * @param salen  its length.
+ * @param buf    receives the text; DT_SOCKADDR_STRLEN bytes always suffice.
+ * @param len    the size of buf.
  * @return buf; "?" for an unknown family. The text is truncated (and
  *         still NUL-terminated) when len is too small.
  */
