@@ -532,6 +532,7 @@ static void op_unhook(dt_loop_t *l, dt_op_t *op) {
   if (op->scheduled) {
     link_del(&op->q);
     op->scheduled = false;
+    op->expired = false;
   }
   heap_remove(l, op);
   unwatch_all(l, op);
@@ -551,6 +552,20 @@ static void op_step(dt_loop_t *l, dt_op_t *op) {
     pfd[i].revents = op->w[i].revents;
     op->w[i].revents = 0;
   }
+  if (op->expired && n > 0) {
+    /* A program's loop that runs late hands over the timer before the
+     * readiness it has not read yet: ask the kernel, so a reply waiting
+     * in a socket is taken rather than its question timed out (the
+     * blocking calls' poll() reports both at once). */
+    struct pollfd now[DT__OP_MAX_FDS];
+    memcpy(now, pfd, n * sizeof(*now));
+    if (poll(now, (nfds_t)n, 0) > 0) {
+      for (size_t i = 0; i < n; i++) {
+        pfd[i].revents |= now[i].revents;
+      }
+    }
+  }
+  op->expired = false;
   forget_closed(l);
   if (op->vt->process(op, pfd, n)) {
     op_unhook(l, op);
@@ -635,6 +650,7 @@ static void run(dt_loop_t *l, bool timer_fired) {
   while (l->nheap > 0 && l->heap[0]->due <= now) {
     dt_op_t *op = l->heap[0];
     heap_remove(l, op);
+    op->expired = true;
     schedule(l, op);
   }
   dt_loop_t *prev = dt__loop_enter(l);

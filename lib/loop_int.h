@@ -90,6 +90,7 @@ struct dt_op {
   dt__link_t q;
   dt__op_state_t state;
   bool scheduled;
+  bool expired; /* scheduled because its deadline passed */
   bool cancelled;
   dt_status_t status; /* READY: what the callback will be told */
   size_t heap;        /* index in the loop's deadline heap, or SIZE_MAX */
