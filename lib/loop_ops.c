@@ -262,7 +262,8 @@ typedef struct {
   dt_op_t op;
   dt_dial_cb cb;
   bool machine; /* m holds sockets, a lookup or the winner */
-  dt__dial_t m; /* last: large */
+  dt__dial_t m;
+  dt_lookup_t lookup; /* m's, when the host needs DNS */
 } dial_op_t;
 
 static size_t dial_pollfds(dt_op_t *op, struct pollfd *pfd) {
@@ -327,7 +328,7 @@ dt_status_t dt_dial_start(dt_loop_t *loop, dt_dialer_t *d, const char *host,
   o->cb = cb;
   o->machine = false;
   dt_loop_t *prev = dt__loop_enter(loop);
-  st = dt__dial_start(&o->m, d, host, port, timeout_ms, NULL, 0);
+  st = dt__dial_start_in(&o->m, d, host, port, timeout_ms, NULL, 0, &o->lookup);
   if (st == DT_OK) {
     o->machine = true;
     if (o->m.done && start_failure(o->m.status)) {
