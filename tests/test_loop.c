@@ -1512,8 +1512,37 @@ static void test_free_dialer_in_flight(void **state) {
   }
   dial(l, other, "slow.loop.test", 82, 5000, &res[2]);
   resolve(l, en.r, "h3.loop.test", &res[3]);
+  /* Connected, not delivered: its socket is closed by the free. */
+  char dir[] = "/tmp/dt-test-loop-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128], host[140];
+  snprintf(path, sizeof(path), "%s/s.sock", dir);
+  snprintf(host, sizeof(host), "unix:%s", path);
+  int ul = -1;
+  assert_int_equal(dt_listen_unix(NULL, path, &ul), DT_OK);
+  res_t done;
+  res_init(&done, 1);
+  dial(l, en.d, host, 0, 1000, &done);
   assert_int_equal(dt_loop_process(l, NULL, 0), DT_OK);
+  assert_int_equal(done.calls, 1); /* that step delivered it */
+  assert_int_equal(done.st, DT_OK);
+  close(done.fd);
+  res_init(&done, 1);
+  dial(l, en.d, host, 0, 1000, &done);
   dt_dialer_free(en.d);
+  assert_int_equal(done.calls, 1);
+  assert_int_equal(done.st, DT_ECANCELED);
+  assert_int_equal(done.fd, -1);
+  for (int i = 0; i < 2; i++) {
+    int c = accept(ul, NULL, NULL);
+    assert_true(c >= 0);
+    char b;
+    assert_int_equal(read(c, &b, 1), 0);
+    close(c);
+  }
+  close(ul);
+  unlink(path);
+  rmdir(dir);
   assert_int_equal(res[0].st, DT_ECANCELED);
   assert_int_equal(res[1].st, DT_ECANCELED);
   assert_int_equal(res[0].calls + res[1].calls, 2);
@@ -1866,6 +1895,54 @@ static void test_prefetch_on_loop(void **state) {
   dt_resolver_free(r);
 }
 
+/* Deadlines come due in order: lookups of a name nobody answers, started
+ * with shuffled limits, time out in the order of their limits, whether one
+ * step or several handle them. The timer is told again when it fired
+ * early. */
+static void test_deadline_order(void **state) {
+  (void)state;
+  fakedns_behaviour_t b;
+  fakedns_behaviour_init(&b);
+  b.black_hole = true;
+  assert_int_equal(fakedns_set_behaviour(srv, "hole.loop.test", 0, &b), DT_OK);
+  dt_resolver_t *r = resolver(false);
+  ep_t *e = ep_new();
+  enum { N = 40 };
+  res_t res[N];
+  res_init(res, N);
+  int limit[N];
+  for (int i = 0; i < N; i++) {
+    limit[i] = 100 + 7 * ((i * 17) % N); /* a permutation of 0..N-1 */
+    in_call = true;
+    assert_int_equal(dt_resolve_start(e->loop, r, "hole.loop.test", AF_UNSPEC,
+                                      0, limit[i], on_resolve, &res[i], NULL),
+                     DT_OK);
+    in_call = false;
+  }
+  int ms = dt_loop_timeout_ms(e->loop);
+  assert_true(ms > 0 && ms <= 100);
+  assert_true(e->armed);
+  assert_true(e->last_ms > 0 && e->last_ms <= 100);
+  /* The program's timer fires early: told again, a little later. */
+  int calls = e->timer_calls;
+  assert_int_equal(dt_loop_process(e->loop, NULL, 0), DT_OK);
+  assert_int_equal(e->timer_calls, calls + 1);
+  assert_true(e->last_ms > 0 && e->last_ms <= 100);
+  ep_run(e, 5000, 1);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(res[i].calls, 1);
+    assert_int_equal(res[i].st, DT_ETIMEDOUT);
+    for (int j = 0; j < N; j++) {
+      if (limit[j] < limit[i]) {
+        assert_true(res[j].seq < res[i].seq);
+      }
+    }
+  }
+  ep_free(e);
+  dt_resolver_free(r);
+  fakedns_set_behaviour(srv, "hole.loop.test", 0, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_basics, reset),
@@ -1890,6 +1967,7 @@ int main(void) {
       cmocka_unit_test_setup(test_fd_number_reuse_dial, reset),
       cmocka_unit_test_setup(test_contract, reset),
       cmocka_unit_test_setup(test_prefetch_on_loop, reset),
+      cmocka_unit_test_setup(test_deadline_order, reset),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
