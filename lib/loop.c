@@ -131,7 +131,7 @@ static void heap_file(dt_loop_t *l, dt_op_t *op, uint64_t due) {
 
 dt_status_t dt__op_new(dt_loop_t *loop, const dt__op_vt_t *vt, size_t size,
                        void *user, dt_op_t **out) {
-  if (loop->closing) {
+  if (loop->closing || vt->maxfds > DT__OP_MAX_FDS) {
     return DT_EINVAL;
   }
   if (loop->nops + 1 > loop->heapcap) {
