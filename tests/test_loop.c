@@ -1574,6 +1574,17 @@ static void test_free_dialer_in_flight(void **state) {
   assert_int_equal(open_fds(), fds);
 }
 
+/* During dt_loop_free, a callback's start on that loop is refused. */
+static dt_loop_t *freeing;
+static dt_resolver_t *freeing_r;
+static dt_status_t restart_st;
+
+static void restart(void *user) {
+  res_t *r = user;
+  restart_st = dt_resolve_start(freeing, freeing_r, "192.0.2.4", AF_UNSPEC, 0,
+                                -1, on_resolve, r, NULL);
+}
+
 static void test_free_loop_in_flight(void **state) {
   (void)state;
   int fds = open_fds();
@@ -1595,7 +1606,12 @@ static void test_free_loop_in_flight(void **state) {
   assert_true(e->armed);
   dt_loop_t *l = e->loop;
   e->loop = NULL;
+  freeing = l;
+  freeing_r = en.r;
+  restart_st = DT_OK;
+  res[0].then = restart;
   dt_loop_free(l);
+  assert_int_equal(restart_st, DT_EINVAL);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(res[i].calls, i == 3 ? 2 : 1);
     assert_int_equal(res[i].st, DT_ECANCELED);
