@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1986,6 +1987,97 @@ static void test_deadline_order(void **state) {
   fakedns_set_behaviour(srv, "hole.loop.test", 0, NULL);
 }
 
+/* Loops on two threads and a blocking caller on a third share one
+ * resolver and its cache: identical questions coalesce across them (a
+ * loop's waiter wakes on another thread's flight), and every answer is
+ * right. */
+enum { SHARED_NAMES = 150 };
+
+typedef struct {
+  dt_resolver_t *r;
+  bool blocking;
+  int ok;
+} sharer_t;
+
+static void shared_cb(void *user, dt_status_t st, const dt_addr_t *a,
+                      size_t n) {
+  int *ok = user;
+  if (st == DT_OK && n == 2 && a[0].addr.ss_family == AF_INET6) {
+    (*ok)++;
+  }
+}
+
+static void *sharer(void *arg) {
+  sharer_t *s = arg;
+  if (s->blocking) {
+    for (int i = 0; i < SHARED_NAMES; i++) {
+      char name[64];
+      name_of(i, name, sizeof(name));
+      dt_addr_t a[4];
+      size_t n = 0;
+      if (dt_resolver_lookup_addrs(s->r, name, AF_UNSPEC, -1, a, 4, &n) ==
+              DT_OK &&
+          n == 2) {
+        s->ok++;
+      }
+    }
+    return NULL;
+  }
+  dt_loop_t *l = NULL;
+  if (dt_loop_new(NULL, &l) != DT_OK) {
+    return NULL;
+  }
+  for (int i = 0; i < SHARED_NAMES; i++) {
+    char name[64];
+    name_of(i, name, sizeof(name));
+    if (dt_resolve_start(l, s->r, name, AF_UNSPEC, 0, -1, shared_cb, &s->ok,
+                         NULL) != DT_OK) {
+      break;
+    }
+  }
+  dt_loop_run(l, 30000);
+  dt_loop_free(l);
+  return NULL;
+}
+
+static void test_threads_share_resolver(void **state) {
+  (void)state;
+  int fds = open_fds();
+  ropts_t ro = ropts();
+  ro.cache = true;
+  ro.timeout_ms = 5000;
+  dt_resolver_t *r = resolver_with(&ro);
+  sharer_t s[3];
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) {
+    s[i].r = r;
+    s[i].blocking = i == 2;
+    s[i].ok = 0;
+    assert_int_equal(pthread_create(&t[i], NULL, sharer, &s[i]), 0);
+  }
+  for (int i = 0; i < 3; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(s[i].ok, SHARED_NAMES);
+  }
+  dt_cache_stats_t cs;
+  dt_cache_get_stats(r, &cs);
+  print_message("%llu questions coalesced across threads\n",
+                (unsigned long long)cs.coalesced);
+  /* Three askers of each name, mostly one query: the others waited for it
+   * or hit its answer (a few races between a miss and a flight ending may
+   * ask again). */
+  unsigned asked = 0;
+  for (int i = 0; i < SHARED_NAMES; i++) {
+    char name[64];
+    name_of(i, name, sizeof(name));
+    asked += fakedns_count(srv, name, DT_TYPE_A, FAKEDNS_UDP);
+  }
+  print_message("%u A queries for %d names\n", asked, SHARED_NAMES);
+  assert_true(asked >= SHARED_NAMES && asked < 2 * SHARED_NAMES);
+  dt_resolver_free(r);
+  assert_int_equal(open_fds(), fds);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_basics, reset),
@@ -2011,6 +2103,7 @@ int main(void) {
       cmocka_unit_test_setup(test_contract, reset),
       cmocka_unit_test_setup(test_prefetch_on_loop, reset),
       cmocka_unit_test_setup(test_deadline_order, reset),
+      cmocka_unit_test_setup(test_threads_share_resolver, reset),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
