@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "dialtone/dial.h"
 #include "dialtone/name.h"
+#include "opreg.h"
 #include "resolver_int.h"
 
 struct dt_dialer {
@@ -26,6 +27,9 @@ struct dt_dialer {
   bool own_resolver;
   bool has_bind;
   dt__ipaddr_t bind; /* the parsed bind_addr */
+  /* Event-loop dials started on the dialer, ended with DT_ECANCELED when
+   * it is freed (before the resolver it made goes). */
+  dt__opreg_t opreg;
 };
 
 /* Addresses kept per family: together at most DT_DIAL_MAX_ATTEMPTS, so
@@ -61,8 +65,9 @@ typedef struct {
 
   /* Lookup: families are indexed 0 (IPv6, AAAA) and 1 (IPv4, A). A family
    * is final once its answer is in for good, or it is not wanted. */
-  dt_lookup_t *lookup; /* owned; NULL when no DNS is (any longer) needed */
-  bool want[2];        /* the options allow the family */
+  dt_lookup_t *lookup;     /* owned; NULL when no DNS is (any longer) needed */
+  dt_lookup_t *lookup_mem; /* the caller's storage for it, or NULL */
+  bool want[2];            /* the options allow the family */
   bool final[2];
   size_t filtered;          /* addresses of a family the options exclude */
   bool started;             /* the first attempt has been made */
@@ -101,6 +106,13 @@ typedef struct {
 dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
                            const char *host, uint16_t port, int timeout_ms,
                            dt_dial_report_t *report, unsigned flags);
+/* dt__dial_start with storage for the lookup (NULL: allocated when a name
+ * needs DNS), which must outlive the machine: an event-loop dial embeds
+ * it, so the operation is one allocation. */
+dt_status_t dt__dial_start_in(dt__dial_t *m, const dt_dialer_t *d,
+                              const char *host, uint16_t port, int timeout_ms,
+                              dt_dial_report_t *report, unsigned flags,
+                              dt_lookup_t *lookup_mem);
 /* Fills pfd (room for DT__DIAL_MAX_POLLFDS) with what the machine waits
  * on; returns how many. */
 size_t dt__dial_pollfds(const dt__dial_t *m, struct pollfd *pfd);

@@ -162,6 +162,10 @@ DT_EXTERN dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
 
 /**
  * Frees a resolver; NULL does nothing. No call may be running on it.
+ * Event-loop operations started on it (dt_resolve_start(),
+ * dt_query_start()) that have not completed end first: each callback runs
+ * once with DT_ECANCELED inside this call, on the calling thread, so call
+ * it from the thread that runs those loops.
  * @param r  the resolver, or NULL.
  */
 DT_EXTERN void dt_resolver_free(dt_resolver_t *r);
