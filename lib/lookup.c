@@ -315,6 +315,11 @@ bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,
   return true;
 }
 
+size_t dt__lookup_addrs(const dt_lookup_t *l, dt_addr_t *addrs, size_t max) {
+  size_t n = dt__answer_addrs(l->answers[0], addrs, max);
+  return n + dt__answer_addrs(l->answers[1], addrs + n, max - n);
+}
+
 void dt__lookup_cleanup(dt_lookup_t *l) {
   for (size_t i = 0; i < 2; i++) {
     if (l->used[i]) {

@@ -728,6 +728,40 @@ dt__pre_t dt__resolver_hosts_or_literal(dt_resolver_t *r, const char *host,
   return DT__PRE_NONE;
 }
 
+bool dt__resolver_lookup_early(dt_resolver_t *r, const char *host, int family,
+                               dt_addr_t *addrs, size_t max, size_t *count,
+                               dt_status_t *status) {
+  dt__prefetch_poll(r);
+  dt_addr_t lit;
+  if (parse_literal(host, &lit)) {
+    if (family != AF_UNSPEC && family != lit.addr.ss_family) {
+      *status = DT_ENODATA;
+      return true;
+    }
+    addrs[0] = lit;
+    *count = 1;
+    *status = DT_OK;
+    return true;
+  }
+  char norm[DT_NAME_BUFSIZE];
+  dt_status_t st = dt_name_normalize(host, norm, sizeof(norm));
+  if (st != DT_OK) {
+    *status = st == DT_ENAMETOOLONG ? DT_EBADNAME : st;
+    return true;
+  }
+  if (r->hosts_path != NULL) {
+    size_t n = hosts_answer(r, host, family, addrs, max);
+    if (n > 0) {
+      ADD(r, hosts_hits);
+      *count = n;
+      *status = DT_OK;
+      return true;
+    }
+  }
+  return r->cache != NULL &&
+         lookup_from_cache(r, host, norm, family, addrs, max, count, status);
+}
+
 dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
                                      int family, int timeout_ms,
                                      dt_addr_t *addrs, size_t max,
@@ -736,31 +770,8 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
       (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)) {
     return DT_EINVAL;
   }
-  dt__prefetch_poll(r);
-  dt_addr_t lit;
-  if (parse_literal(host, &lit)) {
-    if (family != AF_UNSPEC && family != lit.addr.ss_family) {
-      return DT_ENODATA;
-    }
-    addrs[0] = lit;
-    *count = 1;
-    return DT_OK;
-  }
-  char norm[DT_NAME_BUFSIZE];
-  dt_status_t st = dt_name_normalize(host, norm, sizeof(norm));
-  if (st != DT_OK) {
-    return st == DT_ENAMETOOLONG ? DT_EBADNAME : st;
-  }
-  if (r->hosts_path != NULL) {
-    size_t n = hosts_answer(r, host, family, addrs, max);
-    if (n > 0) {
-      ADD(r, hosts_hits);
-      *count = n;
-      return DT_OK;
-    }
-  }
-  if (r->cache != NULL &&
-      lookup_from_cache(r, host, norm, family, addrs, max, count, &st)) {
+  dt_status_t st;
+  if (dt__resolver_lookup_early(r, host, family, addrs, max, count, &st)) {
     return st;
   }
   dt_lookup_t *l = dt__malloc(sizeof(*l));
@@ -772,9 +783,7 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
     st = dt__lookup_run(l);
   }
   if (st == DT_OK) {
-    size_t n = dt__answer_addrs(l->answers[0], addrs, max);
-    n += dt__answer_addrs(l->answers[1], addrs + n, max - n);
-    *count = n;
+    *count = dt__lookup_addrs(l, addrs, max);
   }
   dt__lookup_cleanup(l);
   dt__free(l);

@@ -226,6 +226,20 @@ typedef enum {
 dt__pre_t dt__resolver_hosts_or_literal(dt_resolver_t *r, const char *host,
                                         int family, dt_addr_t *addrs,
                                         size_t max, size_t *n);
+/* The part of dt_resolver_lookup_addrs that needs no question on the wire,
+ * shared with the machines that drive the rest themselves: refresh
+ * queries advanced, then an IP literal, the hosts file, the cache. True
+ * when that settled it: *status says how (DT_OK with addrs and *count
+ * set; DT_EBADNAME; DT_ENODATA, DT_ENXDOMAIN from the literal or the
+ * cache). False: ask DNS (dt__lookup_start). Arguments are not checked;
+ * max must be at least 1. Allocates only for a refresh query that a hit
+ * near expiry starts. */
+bool dt__resolver_lookup_early(dt_resolver_t *r, const char *host, int family,
+                               dt_addr_t *addrs, size_t max, size_t *count,
+                               dt_status_t *status);
+/* The addresses of a lookup that finished with DT_OK, IPv6 first, with
+ * their TTLs; returns how many. */
+size_t dt__lookup_addrs(const dt_lookup_t *l, dt_addr_t *addrs, size_t max);
 /* Writes the A/AAAA records of an answer as addresses; returns how many. */
 size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max);
 
