@@ -3,8 +3,9 @@
  * are in pool_acquire.c, DNS coherence in pool_dns.c, counters and
  * descriptions in pool_info.c.
  *
- * Shape: one lock per pool, held for list and table operations only. The
- * health check, dials, DNS lookups and close() run with it released; a
+ * Shape: one lock per pool, held for list and table operations only (and
+ * the eventfd calls of pool_int.h). The health check, dials, DNS lookups
+ * and the close() of connections run with it released; a
  * connection being checked or dialed is already counted as active, so the
  * limits hold while the lock is dropped. Connections the pool decides to
  * close are collected on a local list under the lock and closed after. */

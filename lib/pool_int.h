@@ -6,8 +6,10 @@
  * counters in st are updated with relaxed __atomic builtins, so the hit
  * path can count after it dropped the lock. A connection handed out is the
  * caller's: its other fields are touched only by the thread holding it.
- * The one system call made under the lock is the write or read that keeps
- * a destination's eventfd in step with its waiters (it never blocks). */
+ * The only system calls made under the lock are on a destination's
+ * eventfd, once acquires have waited at its active limit: the write or
+ * read that keeps it in step with its waiters, and its close when the
+ * destination is forgotten. None of them blocks. */
 #ifndef DT_POOL_INT_H
 #define DT_POOL_INT_H
 
