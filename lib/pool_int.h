@@ -313,9 +313,15 @@ typedef struct {
 dt_status_t dt__pacq_start(dt__pacq_t *m, dt_pool_t *p, const char *host,
                            uint16_t port, int timeout_ms);
 /* Fills pfd (room for DT__PACQ_MAX_POLLFDS) with what the machine waits
- * on; returns how many (0 once done). */
+ * on; returns how many (0 once done). While waiting at the active limit it
+ * is the destination's eventfd (POLLIN, level-triggered): the pool's, not
+ * the machine's, shared by every machine waiting there, and left open when
+ * the machine moves on. */
 size_t dt__pacq_pollfds(const dt__pacq_t *m, struct pollfd *pfd);
-/* The next time the machine must run even if no descriptor is ready. */
+/* The next time the machine must run even if no descriptor is ready: on
+ * the pool's clock while waiting, the resolver's during a lookup, the
+ * dialer's during the dial (one clock, unless a program gives them
+ * different ones). */
 dt_deadline_t dt__pacq_deadline(const dt__pacq_t *m);
 /* Advances with poll()'s results (n 0, or revents all 0, when only time
  * passed). */
