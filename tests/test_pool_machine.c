@@ -32,6 +32,7 @@
 
 #include <cmocka.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "dialtone.h"
 #include "fake/fakedns.h"
@@ -282,9 +283,14 @@ static void test_start(void **state) {
   assert_true(i.reused);
   assert_int_equal(i.uses, 2);
   assert_int_equal(dt_pool_release(p, c2, true), DT_OK);
+  /* The blocking hit allocates nothing either. */
+  dt__alloc_reset_counts();
+  assert_int_equal(dt_pool_acquire(p, "127.0.0.1", port, 5000, &c2), DT_OK);
+  assert_int_equal(dt_pool_release(p, c2, true), DT_OK);
+  assert_int_equal(dt__alloc_count(), 0);
   s = stats(p);
-  assert_int_equal(s.acquires, 3);
-  assert_int_equal(s.reuses, 1);
+  assert_int_equal(s.acquires, 4);
+  assert_int_equal(s.reuses, 2);
   assert_int_equal(s.dials, 1);
 
   free(m);
@@ -803,6 +809,68 @@ static void test_cleanup_before_pool_free(void **state) {
   close(lfd2);
 }
 
+/* ---- allocation failures along every step ----------------------------- */
+
+static void test_alloc_failures(void **state) {
+  (void)state;
+  uint16_t port;
+  int lfd = listener(&port);
+  int fds0 = count_fds();
+  dt_pool_opts_t o;
+  dt_pool_opts_init(&o);
+  o.dns_coherence = true;
+  dt_pool_t *p = pool_with(&o);
+  dt_conn_t *idle = NULL;
+  /* One idle connection whose answer has expired: the first acquire below
+   * rechecks and takes it, the second dials and learns its answer; the
+   * lookups and the dial allocate. */
+  assert_int_equal(dt_pool_acquire(p, ZERO, port, 5000, &idle), DT_OK);
+  assert_int_equal(dt_pool_release(p, idle, true), DT_OK);
+  bool done = false;
+  unsigned failed_rechecks = 0, failed_dials = 0;
+  for (uint64_t n = 1; n < 400 && !done; n++) {
+    advance(2 * SEC);
+    uint64_t dns_failures = stats(p).dns_failures;
+    dt_conn_t *a = NULL, *b = NULL;
+    dt__alloc_fail_at(n);
+    dt_status_t sa = dt_pool_acquire(p, ZERO, port, 5000, &a);
+    dt_status_t sb = dt_pool_acquire(p, ZERO, port, 5000, &b);
+    done = dt__alloc_count() < n;
+    dt__alloc_fail_at(0);
+    /* A recheck that cannot allocate counts as a failed lookup and keeps
+     * the connections; a dial that cannot is DT_ENOMEM; a learn that
+     * cannot leaves the connection unfollowed. */
+    assert_int_equal(sa, DT_OK);
+    assert_true(sb == DT_OK || sb == DT_ENOMEM);
+    failed_rechecks += (unsigned)(stats(p).dns_failures - dns_failures);
+    failed_dials += sb != DT_OK;
+    assert_int_equal(dt_pool_release(p, a, true), DT_OK);
+    if (sb == DT_OK) {
+      /* Closed, so that one idle connection is left for the next round. */
+      assert_int_equal(dt_pool_release(p, b, false), DT_OK);
+    }
+    dt_pool_stats_t s = stats(p);
+    assert_int_equal(s.active, 0);
+    assert_int_equal(s.idle, 1);
+    assert_int_equal(s.destinations, 1);
+    assert_dest(p, ZERO, port, 1, 0, 0);
+    pthread_mutex_lock(&p->lock);
+    char key[DT__POOL_KEY_MAX];
+    size_t len;
+    assert_int_equal(dt__pool_key(ZERO, port, key, &len), DT_OK);
+    dt__pdest_t *d = dt__pool_dest_find(p, key, len);
+    assert_non_null(d);
+    assert_false(d->dns_checking);
+    pthread_mutex_unlock(&p->lock);
+  }
+  assert_true(done);
+  assert_true(failed_rechecks > 0);
+  assert_true(failed_dials > 0);
+  dt_pool_free(p);
+  assert_int_equal(count_fds(), fds0);
+  close(lfd);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_start, reset),
@@ -812,6 +880,7 @@ int main(void) {
       cmocka_unit_test_setup(test_blocking_and_machine_share_the_wait, reset),
       cmocka_unit_test_setup(test_wait_without_descriptor, reset),
       cmocka_unit_test_setup(test_cleanup_before_pool_free, reset),
+      cmocka_unit_test_setup(test_alloc_failures, reset),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
