@@ -1,7 +1,9 @@
 /* DNS coherence for the pool (dialtone/pool.h): a destination remembers
  * the latest DNS answer for its name; idle connections whose peer left it
  * are closed, and connections handed out meanwhile are checked when they
- * come back. Lookups run without the pool's lock. */
+ * come back. The lookups are steps of the acquire machine
+ * (pool_acquire.c): an answer from the hosts file or the cache lands at
+ * once, else a lookup machine runs, always without the pool's lock. */
 #include "config.h"
 
 #include <string.h>
@@ -97,18 +99,45 @@ static int dialer_family(const dt_dialer_t *dl) {
   return dl->has_bind ? dl->bind.sa.sa_family : dl->o.family;
 }
 
-/* Looks host up again (without the lock; d->dns_checking keeps other
- * acquires from doing the same) and applies the answer. A name that no
- * longer exists closes every idle connection of d; a failed lookup keeps
- * them and is retried after dns_recheck_min_ms. */
-void dt__pool_dns_recheck(dt_pool_t *p, dt__pdest_t *d, const char *host,
-                          dt_deadline_t deadline) {
-  dt_addr_t addrs[DT__POOL_DNS_MAX];
-  size_t n = 0;
-  POOL_STAT(p, dns_lookups);
-  dt_status_t st = dt_resolver_lookup_addrs(
-      p->dialer->resolver, host, dialer_family(p->dialer),
-      dt__pool_left_ms(p, deadline), addrs, DT__POOL_DNS_MAX, &n);
+bool dt__pool_dns_start(dt_pool_t *p, const char *host, dt_deadline_t deadline,
+                        dt_lookup_t *l, dt_addr_t *addrs, size_t *n,
+                        dt_status_t *st) {
+  dt_resolver_t *r = p->dialer->resolver;
+  int family = dialer_family(p->dialer);
+  *n = 0;
+  if (dt__resolve_pre(r, host, family, 0, addrs, DT__POOL_DNS_MAX, n, st) !=
+      DT__RESOLVE_ASK) {
+    return true;
+  }
+  /* The resolver's own deadline, as dt_resolver_lookup_addrs would set it
+   * for the time left. */
+  *st = dt__lookup_start(
+      l, r, host, family, 0,
+      dt__deadline_in(&r->clock, dt__pool_left_ms(p, deadline)));
+  if (*st != DT_OK) {
+    dt__lookup_cleanup(l);
+    return true;
+  }
+  if (l->done) {
+    dt__pool_dns_finish(l, addrs, n, st);
+    return true;
+  }
+  return false;
+}
+
+void dt__pool_dns_finish(dt_lookup_t *l, dt_addr_t *addrs, size_t *n,
+                         dt_status_t *st) {
+  *st = l->status;
+  *n = *st == DT_OK ? dt__lookup_addrs(l, addrs, DT__POOL_DNS_MAX) : 0;
+  dt__lookup_cleanup(l);
+}
+
+/* The recheck's answer (the lookup ran without the lock; d->dns_checking
+ * kept other acquires from doing the same). A name that no longer exists
+ * closes every idle connection of d; a failed lookup keeps them and is
+ * retried after dns_recheck_min_ms. */
+void dt__pool_dns_recheck_done(dt_pool_t *p, dt__pdest_t *d, dt_status_t st,
+                               const dt_addr_t *addrs, size_t n) {
   dt__plink_t doomed;
   list_init(&doomed);
   pthread_mutex_lock(&p->lock);
@@ -126,32 +155,30 @@ void dt__pool_dns_recheck(dt_pool_t *p, dt__pdest_t *d, const char *host,
   dt__pool_close_all(&doomed);
 }
 
-/* After a dial: when the winner's address came from DNS (or the cache of
- * DNS answers), learn the answer's expiry, usually from a cache hit, and
- * mark c as followed. Without the lock; applies under it. */
-void dt__pool_dns_learn(dt_pool_t *p, dt__pdest_t *d, dt__pconn_t *c,
-                        const char *host, const dt_dial_report_t *rep,
-                        dt_deadline_t deadline, dt__plink_t *doomed) {
+/* Only an address from DNS (or the cache of DNS answers) has an answer to
+ * follow: literals, the hosts file and Unix paths do not change under a
+ * connection. */
+bool dt__pool_dns_followed(const dt_dial_report_t *rep) {
   const dt_dial_lookup_t *lk = rep->family == AF_INET6 ? &rep->aaaa : &rep->a;
-  if ((rep->family != AF_INET && rep->family != AF_INET6) ||
-      (lk->source != DT_DIAL_SOURCE_CACHE &&
-       lk->source != DT_DIAL_SOURCE_DNS)) {
-    return;
-  }
-  dt_addr_t addrs[DT__POOL_DNS_MAX];
-  size_t n = 0;
-  dt_status_t st = dt_resolver_lookup_addrs(
-      p->dialer->resolver, host, dialer_family(p->dialer),
-      dt__pool_left_ms(p, deadline), addrs, DT__POOL_DNS_MAX, &n);
+  return (rep->family == AF_INET || rep->family == AF_INET6) &&
+         (lk->source == DT_DIAL_SOURCE_CACHE ||
+          lk->source == DT_DIAL_SOURCE_DNS);
+}
+
+void dt__pool_dns_learn_done(dt_pool_t *p, dt__pdest_t *d, dt__pconn_t *c,
+                             dt_status_t st, const dt_addr_t *addrs, size_t n) {
   if (st != DT_OK) {
     return; /* not followed: nothing to compare it with */
   }
+  dt__plink_t doomed;
+  list_init(&doomed);
   pthread_mutex_lock(&p->lock);
-  dns_apply(p, d, addrs, n, dt__clock_us(&p->clock), doomed);
+  dns_apply(p, d, addrs, n, dt__clock_us(&p->clock), &doomed);
   c->dns_tracked = true;
   /* A peer the fresh answer does not hold keeps generation 0 and is
    * closed when released. */
   c->dns_gen = dt__pool_in_answer(d, c) ? d->dns_gen : 0;
   c->dns_expiry_us = d->dns_expiry_us;
   pthread_mutex_unlock(&p->lock);
+  dt__pool_close_all(&doomed);
 }

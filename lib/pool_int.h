@@ -1,14 +1,19 @@
-/* The layout of a pool, its destinations and its connections: pool.c's,
- * shared with tests.
+/* The layout of a pool, its destinations and its connections, and the
+ * acquire state machine: shared by the pool's files and tests.
  *
  * Locking: the pool's lock guards the destination table, every list, every
  * count and each connection's idle flag, DNS fields and links. The
  * counters in st are updated with relaxed __atomic builtins, so the hit
  * path can count after it dropped the lock. A connection handed out is the
- * caller's: its other fields are touched only by the thread holding it. */
+ * caller's: its other fields are touched only by the thread holding it.
+ * The only system calls made under the lock are on a destination's
+ * eventfd, once acquires have waited at its active limit: the write or
+ * read that keeps it in step with its waiters, and its close when the
+ * destination is forgotten. None of them blocks. */
 #ifndef DT_POOL_INT_H
 #define DT_POOL_INT_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +23,7 @@
 #include "addrsort.h"
 #include "clock.h"
 #include "conn_int.h"
+#include "dial_int.h"
 #include "dialtone/name.h"
 #include "dialtone/pool.h"
 #include "dt_uthash.h"
@@ -63,9 +69,13 @@ typedef struct dt__pconn {
 struct dt__pdest {
   dt__plink_t idle; /* dt__pconn_t.by_dest, most recently released first */
   size_t nidle;
-  size_t nactive;      /* handed out or dialing, including reservations */
-  size_t nwaiting;     /* acquires waiting at the active limit */
-  pthread_cond_t cond; /* signalled when nactive drops below the limit */
+  size_t nactive;  /* handed out or dialing, including reservations */
+  size_t nwaiting; /* acquires waiting at the active limit */
+  /* Waiters poll this eventfd (-1 until the first waiter comes): it is
+   * readable exactly while a waiter can take a slot (nwaiting > 0 and
+   * nactive below the limit). efd_ready says whether its count is 1. */
+  int efd;
+  bool efd_ready;
   /* DNS coherence: the latest answer seen for the name. dns_gen grows
    * whenever the address set changes. */
   bool dns_known;
@@ -97,6 +107,11 @@ struct dt_pool {
 /* Room for a destination key: a normal-form name (the longest of the key
  * forms) and "#65535". */
 #define DT__POOL_KEY_MAX (DT_NAME_BUFSIZE + 8)
+
+/* Most expired connections one acquire or release closes in passing: a
+ * burst of expiries is spread over calls instead of stalling one (the rest
+ * are found when popped, or by dt_pool_prune). */
+#define DT__POOL_REAP_BATCH 8
 
 /* Counts one event in p->st. */
 #define POOL_STAT(p, field)                                                    \
@@ -146,11 +161,41 @@ dt_status_t dt__pool_key(const char *host, uint16_t port, char *key,
 /* The destination of a key, or NULL; under the lock. */
 dt__pdest_t *dt__pool_dest_find(dt_pool_t *p, const char *key, size_t len);
 
+/* Finds or makes the destination of a key; under the lock. DT_OK;
+ * DT_ENOMEM. */
+dt_status_t dt__pool_dest_get(dt_pool_t *p, const char *key, size_t len,
+                              dt__pdest_t **out);
+
+/* Forgets d if nothing refers to it any more (no idle or active
+ * connection, reservation, waiter or DNS check); under the lock. Whatever
+ * holds one of those may keep its pointer to d across unlocks. */
+void dt__pool_dest_maybe_free(dt_pool_t *p, dt__pdest_t *d);
+
 /* Condemns an idle connection: out of the lists, onto doomed (to be
  * closed by dt__pool_close_all once the lock is dropped), its destination
  * forgotten if that was its last tie; under the lock. */
 void dt__pool_evict(dt_pool_t *p, dt__pconn_t *c, dt_pool_evict_t why,
                     dt__plink_t *doomed);
+
+/* Evicts up to max connections idle past the timeout, oldest first; under
+ * the lock. Returns how many. */
+size_t dt__pool_reap(dt_pool_t *p, uint64_t now, size_t max,
+                     dt__plink_t *doomed);
+
+/* The most recently released usable idle connection of d, moved to the
+ * active list, or NULL; expired ones met on the way go to doomed. d must
+ * hold a reservation. Under the lock. */
+dt__pconn_t *dt__pool_pop(dt_pool_t *p, dt__pdest_t *d, uint64_t now,
+                          dt__plink_t *doomed);
+
+/* Gives a handed-out connection (in the active list) back: kept idle or
+ * closed by the pool's rules, its reservation freed. Takes the lock
+ * itself. DT_OK; DT_EINVAL when it is not handed out. */
+dt_status_t dt__pool_give_back(dt_pool_t *p, dt__pconn_t *c, bool reusable);
+
+/* Closes and frees one connection that is in no list; without the
+ * lock. */
+void dt__pool_conn_destroy(dt__pconn_t *c);
 
 /* Closes and frees the connections of a local list; without the lock. */
 void dt__pool_close_all(dt__plink_t *doomed);
@@ -167,18 +212,129 @@ void dt__pool_conn_free(dt_conn_t *conn);
 /* Whether c's peer is in d's latest answer; under the lock. */
 bool dt__pool_in_answer(const dt__pdest_t *d, const dt__pconn_t *c);
 
-/* Looks host up again for d, whose dns_checking the caller set (and holds
- * a reservation of), and closes the idle connections the answer no longer
- * holds. Takes the lock itself; called without it. */
-void dt__pool_dns_recheck(dt_pool_t *p, dt__pdest_t *d, const char *host,
-                          dt_deadline_t deadline);
+/* Starts looking host up for DNS coherence, as dt_resolver_lookup_addrs
+ * would with the dialer's resolver and family and the time left until
+ * deadline. True when the answer is in already (a literal, the hosts file,
+ * the cache, or a failure to start): *st says how, and on DT_OK addrs
+ * (room for DT__POOL_DNS_MAX) and *n hold it; l holds nothing. False: l
+ * runs; once l->done, dt__pool_dns_finish gives the answer. */
+bool dt__pool_dns_start(dt_pool_t *p, const char *host, dt_deadline_t deadline,
+                        dt_lookup_t *l, dt_addr_t *addrs, size_t *n,
+                        dt_status_t *st);
 
-/* After a dial of c for d: learns the answer its address came from when it
- * came from DNS, marks c as followed, and condemns onto doomed the idle
- * connections of d the answer no longer holds. Takes the lock itself;
- * called without it. */
-void dt__pool_dns_learn(dt_pool_t *p, dt__pdest_t *d, dt__pconn_t *c,
-                        const char *host, const dt_dial_report_t *rep,
-                        dt_deadline_t deadline, dt__plink_t *doomed);
+/* The answer of a lookup that is done, as dt__pool_dns_start gives it;
+ * cleans l up. */
+void dt__pool_dns_finish(dt_lookup_t *l, dt_addr_t *addrs, size_t *n,
+                         dt_status_t *st);
+
+/* Applies the answer of a recheck of d, whose dns_checking the caller set:
+ * clears it, records the answer and closes the idle connections it no
+ * longer holds. Takes the lock itself. */
+void dt__pool_dns_recheck_done(dt_pool_t *p, dt__pdest_t *d, dt_status_t st,
+                               const dt_addr_t *addrs, size_t n);
+
+/* Whether the dial that made a connection reached an address from DNS,
+ * which DNS coherence then follows. */
+bool dt__pool_dns_followed(const dt_dial_report_t *rep);
+
+/* After a dial of c for d whose address DNS gave: applies the answer it
+ * came from (when st is DT_OK), marks c as followed, and closes the idle
+ * connections of d the answer no longer holds. Takes the lock itself. */
+void dt__pool_dns_learn_done(dt_pool_t *p, dt__pdest_t *d, dt__pconn_t *c,
+                             dt_status_t st, const dt_addr_t *addrs, size_t n);
+
+/* ---- pool_acquire.c: the acquire machine ---- */
+
+/* Makes d->efd say whether a waiter can take a slot now; under the lock,
+ * after any change of d->nwaiting or d->nactive while waiters exist. */
+void dt__pool_wake_sync(const dt_pool_t *p, dt__pdest_t *d);
+
+/* Frees one reservation of d and wakes the waiters; under the lock.
+ * Inline: every release runs it. */
+static inline void dt__pool_slot_free(dt_pool_t *p, dt__pdest_t *d) {
+  d->nactive--;
+  p->nactive--;
+  if (d->nwaiting > 0) {
+    dt__pool_wake_sync(p, d);
+  }
+}
+
+/* What an acquire is doing. Each state holds something of the pool,
+ * which dt__pacq_cleanup gives back. */
+typedef enum {
+  /* At the active limit: counted in d->nwaiting, polling d->efd. */
+  DT__PACQ_WAIT,
+  /* DNS coherence: a reservation, d->dns_checking set, the lookup. */
+  DT__PACQ_RECHECK,
+  /* A reservation, c allocated (not yet a connection), the dial. */
+  DT__PACQ_DIAL,
+  /* After the dial, the answer its address came from: c (connected, in
+   * the active list, holding the reservation), the lookup. */
+  DT__PACQ_LEARN,
+  /* Finished: c (as in LEARN) until taken, or nothing. */
+  DT__PACQ_DONE,
+} dt__pacq_state_t;
+
+/* One dt_pool_acquire as a state machine, shaped like the dialer's
+ * (dial_int.h): it says which descriptors it waits on and its next
+ * deadline, and advances when poll() reports readiness or the deadline
+ * passes. Used by one thread at a time; the pool it runs on stays shared.
+ * Large (a dial and a lookup): allocate it, or keep it on a stack. */
+typedef struct {
+  dt_pool_t *p;
+  dt__pdest_t *d; /* kept alive by what the state holds */
+  dt__pacq_state_t state;
+  uint16_t port;
+  dt_deadline_t deadline; /* on the pool's clock */
+  bool done;
+  dt_status_t status; /* once done */
+  dt__pconn_t *c;     /* see the states */
+  bool reused;        /* c came from the idle list */
+  /* Below: storage written before it is read, so a start (and an idle
+   * hit) does not clear it. */
+  char host[DT_NAME_BUFSIZE]; /* copied when the machine outlives start */
+  union {
+    dt_lookup_t lookup; /* RECHECK, LEARN */
+    dt__dial_t dial;    /* DIAL */
+  } u;
+} dt__pacq_t;
+
+/* Room dt__pacq_pollfds needs: a dial's (the most of any state). */
+#define DT__PACQ_MAX_POLLFDS DT__DIAL_MAX_POLLFDS
+
+/* Starts an acquire: an idle connection that passes the health check
+ * finishes it here, without waiting; else it waits at the active limit,
+ * looks the name up again (DNS coherence) or dials. On DT_OK the machine
+ * runs, possibly already done, and must be finished with
+ * dt__pacq_cleanup(); failures that come later, DT_EBUSY included, are
+ * its status. Else (DT_EINVAL, DT_EBADNAME, DT_ENAMETOOLONG, DT_ENOMEM,
+ * DT_EMFILE when waiting needs a descriptor) it holds nothing. host is
+ * copied. */
+dt_status_t dt__pacq_start(dt__pacq_t *m, dt_pool_t *p, const char *host,
+                           uint16_t port, int timeout_ms);
+/* Fills pfd (room for DT__PACQ_MAX_POLLFDS) with what the machine waits
+ * on; returns how many (0 once done). While waiting at the active limit it
+ * is the destination's eventfd (POLLIN, level-triggered): the pool's, not
+ * the machine's, shared by every machine waiting there, and left open when
+ * the machine moves on. */
+size_t dt__pacq_pollfds(const dt__pacq_t *m, struct pollfd *pfd);
+/* The next time the machine must run even if no descriptor is ready: on
+ * the pool's clock while waiting, the resolver's during a lookup, the
+ * dialer's during the dial (one clock, unless a program gives them
+ * different ones). */
+dt_deadline_t dt__pacq_deadline(const dt__pacq_t *m);
+/* Advances with poll()'s results (n 0, or revents all 0, when only time
+ * passed). */
+void dt__pacq_process(dt__pacq_t *m, const struct pollfd *pfd, size_t n);
+/* Once done: DT_OK hands the connection over (*conn), owned by the caller
+ * as dt_pool_acquire's; else the acquire's status (DT_EINVAL when not
+ * done or already taken). */
+dt_status_t dt__pacq_take(dt__pacq_t *m, dt_conn_t **conn);
+/* Gives back whatever the machine holds, in any state: the wait, the
+ * reservation, d->dns_checking, a dial in progress (closed), and a
+ * connection not taken (kept idle or closed by the pool's rules). Call it
+ * before dt_pool_free() for machines still running. Calling it again does
+ * nothing. */
+void dt__pacq_cleanup(dt__pacq_t *m);
 
 #endif

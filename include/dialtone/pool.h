@@ -30,8 +30,9 @@
  *
  * Threads: one pool is shared by every thread; all calls are thread-safe.
  * Locks are held around memory operations only, never across a dial, a
- * lookup or the health check. A hit costs no allocation and one system
- * call (the health check).
+ * lookup or the health check (while acquires wait at an active limit, a
+ * release also signals them through a descriptor, without blocking). A
+ * hit costs no allocation and one system call (the health check).
  */
 #ifndef DIALTONE_POOL_H
 #define DIALTONE_POOL_H
@@ -141,7 +142,10 @@ DT_EXTERN void dt_pool_free(dt_pool_t *pool);
  * @return DT_OK; DT_EBUSY when the destination's active limit was reached
  *         (at once with fail_fast, else still at the deadline); any status
  *         of dt_dial() when a dial was needed and failed; DT_EBADNAME;
- *         DT_ENAMETOOLONG (Unix path); DT_EINVAL; DT_ENOMEM.
+ *         DT_ENAMETOOLONG (Unix path); DT_EINVAL; DT_ENOMEM; DT_EMFILE
+ *         when waiting at the active limit needed a descriptor (the first
+ *         waiter of a destination makes one, kept while the destination
+ *         is) and none could be made.
  */
 DT_EXTERN dt_status_t dt_pool_acquire(dt_pool_t *pool, const char *host,
                                       uint16_t port, int timeout_ms,
