@@ -1,5 +1,5 @@
 /* The event loop's internals: the operation every kind (address lookup,
- * question, dial, and later pool acquire) is built on, and the calls a
+ * question, dial, pool acquire) is built on, and the calls a
  * kind's start function makes.
  *
  * A kind embeds dt_op_t first in its own struct, with its machine, and

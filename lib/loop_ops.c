@@ -1,5 +1,6 @@
-/* The kinds of event-loop operation: an address lookup, one question and
- * a dial, each the machine the blocking call runs, driven by the loop.
+/* The kinds of event-loop operation: an address lookup, one question, a
+ * dial and a pool acquire, each the machine the blocking call runs, driven
+ * by the loop.
  * See loop_int.h for the shape of a kind. */
 #include "config.h"
 
@@ -8,6 +9,7 @@
 
 #include "dial_int.h"
 #include "loop_int.h"
+#include "pool_int.h"
 #include "resolver_int.h"
 
 #define KIND(type, op) ((type *)(void *)(op))
@@ -356,25 +358,111 @@ dt_status_t dt_dial_start(dt_loop_t *loop, dt_dialer_t *d, const char *host,
 
 /* ---- dt_pool_acquire_start ----------------------------------------------- */
 
-/* The pool's acquire machine (dt__pacq_*) plugs in here as a fourth kind,
- * shaped like the dial above: a struct with dt_op_t first, the machine and
- * the connection it hands over; pollfds, deadline and process from the
- * machine (process takes the connection and cleans the machine up once it
- * is done); discard cleans up a running machine or gives a connection not
- * delivered back with dt_pool_release(); deliver calls the callback; the
- * start registers with the pool's dt__opreg_t (aborted at the top of
- * dt_pool_free). Until then the call refuses to start. */
+typedef struct {
+  dt_op_t op;
+  dt_pool_acquire_cb cb;
+  dt_pool_t *pool;
+  bool machine;    /* m holds a wait, a reservation, a lookup or a dial */
+  dt_conn_t *conn; /* the result, until delivered */
+  dt__pacq_t m;    /* last: large */
+} acquire_op_t;
+
+static size_t acquire_pollfds(dt_op_t *op, struct pollfd *pfd) {
+  return dt__pacq_pollfds(&KIND(acquire_op_t, op)->m, pfd);
+}
+
+static dt_deadline_t acquire_deadline(const dt_op_t *op) {
+  return dt__pacq_deadline(&KIND(const acquire_op_t, op)->m);
+}
+
+/* The machine is done: keep its connection (or status) for delivery and
+ * let the machine go. */
+static void acquire_settle(acquire_op_t *o) {
+  o->conn = NULL;
+  o->op.status = dt__pacq_take(&o->m, &o->conn);
+  dt__pacq_cleanup(&o->m);
+  o->machine = false;
+}
+
+static bool acquire_process(dt_op_t *op, const struct pollfd *pfd, size_t n) {
+  acquire_op_t *o = KIND(acquire_op_t, op);
+  dt__pacq_process(&o->m, pfd, n);
+  if (!o->m.done) {
+    return false;
+  }
+  acquire_settle(o);
+  return true;
+}
+
+static void acquire_discard(dt_op_t *op) {
+  acquire_op_t *o = KIND(acquire_op_t, op);
+  if (o->machine) {
+    dt__pacq_cleanup(&o->m);
+    o->machine = false;
+  }
+  if (o->conn != NULL) {
+    /* Acquired but never handed over: healthy and unused, so it goes back
+     * to the pool as idle (or is closed by its rules). */
+    (void)dt_pool_release(o->pool, o->conn, true);
+    o->conn = NULL;
+  }
+}
+
+static void acquire_deliver(dt_op_t *op) {
+  acquire_op_t *o = KIND(acquire_op_t, op);
+  dt_conn_t *conn = op->status == DT_OK ? o->conn : NULL;
+  o->conn = NULL;
+  o->cb(op->user, op->status, conn);
+}
+
+static const dt__op_vt_t acquire_vt = {
+    DT__PACQ_MAX_POLLFDS, acquire_pollfds, acquire_deadline,
+    acquire_process,      acquire_discard, acquire_deliver,
+};
+
 dt_status_t dt_pool_acquire_start(dt_loop_t *loop, dt_pool_t *pool,
                                   const char *host, uint16_t port,
                                   int timeout_ms, dt_pool_acquire_cb cb,
-                                  void *user, dt_op_t **op) {
-  (void)loop;
-  (void)pool;
-  (void)host;
-  (void)port;
-  (void)timeout_ms;
-  (void)cb;
-  (void)user;
-  (void)op;
-  return DT_ENOTSUP;
+                                  void *user, dt_op_t **out) {
+  if (loop == NULL || pool == NULL || host == NULL || cb == NULL) {
+    return DT_EINVAL;
+  }
+  dt_op_t *op = NULL;
+  dt_status_t st =
+      dt__op_new(loop, &acquire_vt, sizeof(acquire_op_t), user, &op);
+  if (st != DT_OK) {
+    return st;
+  }
+  acquire_op_t *o = KIND(acquire_op_t, op);
+  o->cb = cb;
+  o->pool = pool;
+  o->machine = false;
+  o->conn = NULL;
+  dt_loop_t *prev = dt__loop_enter(loop);
+  st = dt__pacq_start(&o->m, pool, host, port, timeout_ms);
+  if (st == DT_OK) {
+    o->machine = true;
+    if (o->m.done && start_failure(o->m.status)) {
+      st = o->m.status;
+      dt__pacq_cleanup(&o->m);
+      o->machine = false;
+    }
+  }
+  if (st != DT_OK) {
+    dt__loop_leave(prev);
+    dt__op_abandon(op);
+    return st;
+  }
+  /* An idle hit (or fail_fast's DT_EBUSY) is known now and delivered on
+   * the next step, like a cache hit. */
+  bool finished = o->m.done;
+  if (finished) {
+    acquire_settle(o);
+  }
+  st = dt__op_launch(op, &pool->opreg, finished);
+  dt__loop_leave(prev);
+  if (st == DT_OK && out != NULL) {
+    *out = op;
+  }
+  return st;
 }

@@ -76,7 +76,7 @@ dt_status_t dt_pool_new(const dt_pool_opts_t *opts, dt_pool_t **out) {
   if (p == NULL) {
     return DT_ENOMEM;
   }
-  bool locked_made = false;
+  bool locked_made = false, opreg_made = false;
   p->o = *opts;
   p->clock.now_us = opts->clock_us;
   p->clock.ctx = opts->clock_ctx;
@@ -87,6 +87,11 @@ dt_status_t dt_pool_new(const dt_pool_opts_t *opts, dt_pool_t **out) {
     goto done;
   }
   locked_made = true;
+  st = dt__opreg_init(&p->opreg);
+  if (st != DT_OK) {
+    goto done;
+  }
+  opreg_made = true;
   if (opts->dialer != NULL) {
     p->dialer = opts->dialer;
   } else {
@@ -105,6 +110,9 @@ dt_status_t dt_pool_new(const dt_pool_opts_t *opts, dt_pool_t **out) {
 
 done:
   if (st != DT_OK) {
+    if (opreg_made) {
+      dt__opreg_destroy(&p->opreg);
+    }
     if (locked_made) {
       pthread_mutex_destroy(&p->lock);
     }
@@ -131,6 +139,11 @@ void dt_pool_free(dt_pool_t *pool) {
   if (pool == NULL) {
     return;
   }
+  /* Event-loop acquires end first (their callbacks run here), giving back
+   * their reservations, waits and connections while the pool still
+   * stands. */
+  dt__opreg_abort_all(&pool->opreg);
+  dt__opreg_destroy(&pool->opreg);
   while (!list_empty(&pool->lru)) {
     dt__pconn_t *c = by_pool(pool->lru.next);
     list_del(&c->by_pool);

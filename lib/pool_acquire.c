@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "closefd.h"
 #include "pool_int.h"
 
 /* For the one step an idle hit goes through and that two states share: a
@@ -204,7 +205,7 @@ static void dial_end(dt__pacq_t *m, const char *host) {
   } else {
     st = dt__conn_init(&c->c, fd, &p->o.conn);
     if (st != DT_OK) {
-      close(fd);
+      dt__close(fd); /* an event loop watched it during the dial */
     }
   }
   if (st != DT_OK) {

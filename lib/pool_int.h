@@ -27,6 +27,7 @@
 #include "dialtone/name.h"
 #include "dialtone/pool.h"
 #include "dt_uthash.h"
+#include "opreg.h"
 
 /* A link of an intrusive, circular, doubly linked list; a list is a
  * sentinel link, empty when it points at itself. */
@@ -102,6 +103,7 @@ struct dt_pool {
   size_t nactive;
   size_t ndests;
   dt_pool_stats_t st; /* counters only; idle, active, destinations unused */
+  dt__opreg_t opreg;  /* event-loop acquires started on the pool */
 };
 
 /* Room for a destination key: a normal-form name (the longest of the key
