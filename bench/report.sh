@@ -14,8 +14,8 @@
 #          "<!-- bench-summary -->" and "<!-- /bench-summary -->" there.
 #
 # Needs a POSIX shell and awk; gnuplot (apt-get install gnuplot-nox) for
-# the plots. Without gnuplot, REPORT.md says so, and so does stderr; the
-# tables are written all the same.
+# the plots, or the one GNUPLOT names. Without gnuplot, REPORT.md says so,
+# and so does stderr; the tables are written all the same.
 #
 # --- The format of RESULTSDIR/SECTION.tsv (written through bench/benchtsv.h)
 #
@@ -67,6 +67,7 @@
 set -eu
 
 order="resolve cache dial pool frame loop"
+gnuplot=${GNUPLOT:-gnuplot}
 
 say() { printf 'report.sh: %s\n' "$*" >&2; }
 
@@ -295,7 +296,8 @@ END {
     print "Full tables, methods and remarks: [" sec ".md](" sec ".md); machine-readable: [" sec ".tsv](" sec ".tsv)." > out
     print "" > out
     split(substr(mkeys[sec], 2), ks, SUBSEP)
-    for (j = 1; (j in ks); j++) print "- " ks[j] ": " meta[sec, ks[j]] > out
+    for (j = 1; (j in ks); j++)
+      print "- " (ks[j] == "load" ? "load average (1, 5, 15 min) when each of its programs started" : ks[j]) ": " meta[sec, ks[j]] > out
     print "" > out
     for (f = 1; f <= nf[sec]; f++) {
       fig = FIG[sec, f]; key = sec SUBSEP fig
@@ -396,9 +398,9 @@ function plot(p,   sec, nfg, figs, j, i, c, nc, cs, v, lo, hi, mn, mx, dat, gp, 
     print "set style histogram errorbars gap 1 lw 1" > gp
     print "set style fill solid 0.75 border -1" > gp
     print "set boxwidth 0.9" > gp
-    print "set xtics rotate by 20 right scale 0" > gp
-    print "set bmargin 7" > gp
-    print "set lmargin 12" > gp
+    print "set xtics rotate by 15 right scale 0" > gp
+    print "set bmargin 6" > gp
+    print "set lmargin 22" > gp
     if (nfg == 1) print "set key off" > gp
     cmd = "plot "
     for (j = 1; j <= nfg; j++) {
@@ -416,14 +418,14 @@ function plot(p,   sec, nfg, figs, j, i, c, nc, cs, v, lo, hi, mn, mx, dat, gp, 
 # --- the plots
 plotted=
 if [ -f "$tmp/plots" ]; then
-  if command -v gnuplot >/dev/null 2>&1; then
+  if command -v "$gnuplot" >/dev/null 2>&1; then
     mkdir -p "$results/plots"
     while IFS="$(printf '\t')" read -r name state; do
       if [ "$state" != ok ]; then
         say "plot $name: $state"
         continue
       fi
-      if gnuplot "$tmp/$name.gp" 2>"$tmp/$name.err" && [ -s "$tmp/$name.png" ]; then
+      if "$gnuplot" "$tmp/$name.gp" 2>"$tmp/$name.err" && [ -s "$tmp/$name.png" ]; then
         mv "$tmp/$name.png" "$results/plots/$name.png"
         plotted="$plotted $name"
       else
@@ -432,7 +434,7 @@ if [ -f "$tmp/plots" ]; then
     done <"$tmp/plots"
     noplot="gnuplot failed on this plot (see the output of make bench-report)"
   else
-    say "gnuplot not installed (apt-get install gnuplot-nox): REPORT.md without plots"
+    say "$gnuplot not installed (apt-get install gnuplot-nox): REPORT.md without plots"
     noplot="not drawn: gnuplot is not installed (apt-get install gnuplot-nox), then \`make bench-report\`"
   fi
 fi
@@ -446,7 +448,11 @@ $1 == "@@PLOT" {
 }
 { print }' "$tmp/REPORT.md" >"$results/REPORT.md.tmp"
 mv "$results/REPORT.md.tmp" "$results/REPORT.md"
-say "wrote $results/REPORT.md${plotted:+ and plots/{$(echo $plotted | tr ' ' ,)}.png}"
+if [ -n "$plotted" ]; then
+  say "wrote $results/REPORT.md and, in $results/plots,$(printf ' %s.png' $plotted)"
+else
+  say "wrote $results/REPORT.md, without plots"
+fi
 
 # --- the README's summary
 if [ -n "$readme" ]; then
