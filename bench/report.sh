@@ -136,7 +136,7 @@ trap 'exit 130' INT TERM
 # the summary table for the README, and a data file and gnuplot script per
 # plot.
 # shellcheck disable=SC2086
-awk -F '\t' -v tmp="$tmp" -v generated="$(date -u '+%Y-%m-%d %H:%M UTC')" '
+awk -F '\t' -v tmp="$tmp" -v results="$results" -v generated="$(date -u '+%Y-%m-%d %H:%M UTC')" '
 function dash(v) { return v == "" || v == "-" }
 function israte(u) { return u ~ /\/s$/ }
 function fmt(v,   a) {
@@ -291,7 +291,11 @@ END {
   # --- each section
   for (s = 1; s <= nsec; s++) {
     sec = SEC[s]
-    print "## Section " sec > out
+    # The section named as its own Markdown names itself.
+    name = ""; f = results "/" sec ".md"
+    while (name == "" && (getline l < f) > 0) if (l ~ /^#/) { sub(/^#+ */, "", l); name = l }
+    close(f)
+    print "## Section " sec (name == "" ? "" : ": " name) > out
     print "" > out
     print "Full tables, methods and remarks: [" sec ".md](" sec ".md); machine-readable: [" sec ".tsv](" sec ".tsv)." > out
     print "" > out
