@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -36,6 +37,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "benchtsv.h"
 #include "benchutil.h"
 #include "dialtone.h"
 
@@ -70,6 +72,7 @@ typedef struct {
   size_t mem_dt[MAX_SIZES], nmem_dt;
   size_t mem_ub[MAX_SIZES], nmem_ub;
   int64_t fill_deadline; /* ns, bench_now_ns(): fills stop there */
+  bench_tsv_t *tsv;      /* NULL: no -T */
 } config_t;
 
 static void die(const char *fmt, const char *arg) {
@@ -220,6 +223,15 @@ static const char *const hitter_label[NHITTERS] = {
     "libunbound `ub_resolve`, A",
     "glibc `getaddrinfo`, AF_UNSPEC (no cache: asks NSD every time)",
 };
+
+/* The same, plain, for the TSV and the plots; and what each is. */
+static const char *const hitter_short[NHITTERS] = {
+    "dialtone lookup_addrs AF_UNSPEC", "dialtone lookup_addrs AF_INET",
+    "dialtone query_into A",           "libunbound ub_resolve_async+ub_wait A",
+    "libunbound ub_resolve A",         "glibc getaddrinfo (no cache)",
+};
+static const char *const hitter_kind[NHITTERS] = {
+    "base", "dialtone", "dialtone", "alt", "alt", "alt"};
 
 /* Calls per timed batch: each batch lasts a fraction of a millisecond. */
 static const size_t hitter_batch[NHITTERS] = {2000, 2000, 2000, 20, 2, 5};
@@ -390,7 +402,7 @@ static bool lookup(world_t *w, hitter_t h, int k, bool check) {
 typedef struct {
   int64_t *mean; /* ns per call of each batch */
   size_t n;
-  int64_t median, best;
+  int64_t median, best, p10, p90;
   bool failed;
 } series_t;
 
@@ -408,6 +420,8 @@ static void series_done(series_t *s) {
   }
   qsort(s->mean, s->n, sizeof(s->mean[0]), bench_cmp_i64);
   s->median = bench_pct(s->mean, s->n, 50);
+  s->p10 = bench_pct(s->mean, s->n, 10);
+  s->p90 = bench_pct(s->mean, s->n, 90);
   s->best = s->mean[0];
 }
 
@@ -597,6 +611,91 @@ static double rate_m(int64_t ns_per_call) {
   return ns_per_call > 0 ? 1000.0 / (double)ns_per_call : 0;
 }
 
+/* The hit run's figures and goals, from the series of its tables. */
+static void hits_tsv(const config_t *cf, const world_t *w,
+                     const series_t one[NHITTERS],
+                     series_t two[NHITTERS][MAX_THREADS],
+                     const double scaling[NHITTERS]) {
+  bench_tsv_t *t = cf->tsv;
+  if (t == NULL) {
+    return;
+  }
+  char title[200];
+  snprintf(title, sizeof(title), "Cached lookup, one thread on CPU %d",
+           cf->cpu[0]);
+  bench_tsv_figure(t, "hit_1t", title, "ns", "median of batch means",
+                   "p10-p90");
+  for (int h = 0; h < NHITTERS; h++) {
+    const series_t *s = &one[h];
+    if (w->skip[h] != NULL || s->failed || s->n == 0) {
+      bench_tsv_skip(t, BENCH_NO_PARAM, hitter_short[h], hitter_kind[h],
+                     w->skip[h] != NULL ? w->skip[h]
+                                        : "a call failed during the run");
+      continue;
+    }
+    bench_tsv_row(t, BENCH_NO_PARAM, hitter_short[h], hitter_kind[h],
+                  (double)s->median, (double)s->p10, (double)s->p90, (long)s->n,
+                  NULL);
+  }
+  const series_t *base = &one[H_DT_ADDRS];
+  bool have_base = w->skip[H_DT_ADDRS] == NULL && !base->failed && base->n;
+  double hit4 = w->skip[H_DT_ADDRS4] == NULL && !one[H_DT_ADDRS4].failed &&
+                        one[H_DT_ADDRS4].n > 0
+                    ? (double)one[H_DT_ADDRS4].median
+                    : NAN;
+  bench_tsv_goal(t, BENCH_NO_PARAM, true,
+                 "a hit under 150 ns single-threaded (one cached answer: "
+                 "lookup_addrs AF_INET)",
+                 "ns", hit4, hit4 < 150);
+  double ub_best = NAN;
+  for (int h = H_UB_ASYNC; h <= H_UB_SYNC; h++) {
+    if (w->skip[h] == NULL && !one[h].failed && one[h].n > 0 &&
+        (isnan(ub_best) || one[h].median < ub_best)) {
+      ub_best = (double)one[h].median;
+    }
+  }
+  double x = have_base ? ub_best / (double)base->median : NAN;
+  bench_tsv_goal(t, BENCH_NO_PARAM, true,
+                 "over 100× faster than libunbound's fastest cached lookup "
+                 "(lookup_addrs AF_UNSPEC)",
+                 "×", x, x > 100);
+
+  snprintf(title, sizeof(title),
+           "Cached lookups per second, two threads on different names, "
+           "CPUs %d and %d",
+           cf->cpu[0], cf->ncpu >= 2 ? cf->cpu[1] : cf->cpu[0]);
+  bench_tsv_figure(t, "hit_2t", title, "lookups/s",
+                   "sum of the two threads' median batch rates", "-");
+  for (int h = 0; h < NHITTERS; h++) {
+    const series_t *p = two[h];
+    const char *why = w->skip[h]       ? w->skip[h]
+                      : cf->ncpu < 2   ? "SKIP: one CPU only"
+                      : w->skip_two[h] ? w->skip_two[h]
+                      : one[h].failed || p[0].failed || p[1].failed ||
+                              p[0].n == 0 || p[1].n == 0
+                          ? "a call failed during the run"
+                          : NULL;
+    if (why != NULL) {
+      bench_tsv_skip(t, BENCH_NO_PARAM, hitter_short[h], hitter_kind[h], why);
+      continue;
+    }
+    double all = 1e9 / (double)p[0].median + 1e9 / (double)p[1].median;
+    bench_tsv_row(t, BENCH_NO_PARAM, hitter_short[h], hitter_kind[h], all, NAN,
+                  NAN, (long)(p[0].n < p[1].n ? p[0].n : p[1].n), NULL);
+  }
+  double sc =
+      cf->ncpu >= 2 && scaling[H_DT_ADDRS] > 0 && scaling[H_DT_INTO] > 0
+          ? (scaling[H_DT_ADDRS] < scaling[H_DT_INTO] ? scaling[H_DT_ADDRS]
+                                                      : scaling[H_DT_INTO])
+          : NAN;
+  bench_tsv_goal(t, BENCH_NO_PARAM, true,
+                 "two threads give at least 1.8× the lookups/s of one "
+                 "(the lesser of lookup_addrs and query_into)",
+                 "×", sc, sc >= 1.8);
+  bench_tsv_plot(t, "cache-hit", "bars", "hit_1t",
+                 "Cached lookup, one thread: median ns per lookup");
+}
+
 static void run_hits(const config_t *cf, world_t *w) {
   series_t one[NHITTERS];
   series_t two[NHITTERS][MAX_THREADS];
@@ -784,6 +883,7 @@ static void run_hits(const config_t *cf, world_t *w) {
                  : "not met");
     }
   }
+  hits_tsv(cf, w, one, two, scaling);
   for (int h = 0; h < NHITTERS; h++) {
     free(one[h].mean);
     for (int k = 0; k < MAX_THREADS; k++) {
@@ -993,6 +1093,44 @@ static void print_bpe(size_t bytes, size_t entries) {
   }
 }
 
+/* Bytes per entry on the heap, the measure both caches share; one fill
+ * each (a fill of a million names takes half a minute; the figure is a
+ * count of bytes, not a time, and moves by a few bytes between runs). */
+static void memory_tsv(const config_t *cf, const mem_row_t *rows, size_t nrows,
+                       const mem_row_t *goal) {
+  bench_tsv_t *t = cf->tsv;
+  if (t == NULL) {
+    return;
+  }
+  bench_tsv_figure(t, "mem_entry",
+                   "Heap per cached entry (one A record), by names cached",
+                   "B/entry", "heap growth ÷ entries, one fill", "-");
+  for (size_t i = 0; i < nrows; i++) {
+    const mem_row_t *m = &rows[i];
+    bool dt = strcmp(m->label, "dialtone") == 0;
+    if (m->skip != NULL) {
+      bench_tsv_skip(t, (long)m->names, m->label, dt ? "base" : "alt", m->skip);
+      continue;
+    }
+    if (m->heap == 0 || m->entries == 0) {
+      bench_tsv_skip(t, (long)m->names, m->label, dt ? "base" : "alt",
+                     "no heap figure (no mallinfo2)");
+      continue;
+    }
+    bench_tsv_row(t, (long)m->names, m->label, dt ? "base" : "alt",
+                  (double)m->heap / (double)m->entries, NAN, NAN, 1,
+                  m->stopped ? "fill cut short by the time limit" : NULL);
+  }
+  double mb = NAN;
+  if (goal != NULL && goal->entries == 1000000) {
+    mb =
+        (double)(goal->heap > goal->counted ? goal->heap : goal->counted) / 1e6;
+  }
+  bench_tsv_goal(t, 1000000, true,
+                 "1M entries of one A record each in under 300 MB", "MB", mb,
+                 mb < 300);
+}
+
 static void run_memory(const config_t *cf) {
   mem_row_t rows[2 * MAX_SIZES];
   size_t nrows = 0;
@@ -1080,6 +1218,7 @@ static void run_memory(const config_t *cf) {
            (double)bytes / 1e6, goal->entries,
            goal->entries == 1000000 && bytes < 300000000 ? "met" : "not met");
   }
+  memory_tsv(cf, rows, nrows, goal);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -1087,7 +1226,7 @@ static void run_memory(const config_t *cf) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_cachecmp [-s ADDR:PORT] [-d DOMAIN] [-p CPU[,CPU]]\n"
-          "         [-m SIZES] [-u SIZES] [-l SECONDS]\n"
+          "         [-m SIZES] [-u SIZES] [-l SECONDS] [-T TSV]\n"
           "  -s  the authoritative server (default 127.0.0.1:53)\n"
           "  -d  its zone, holding n0, n1 and m0 ... (default bench.test)\n"
           "  -p  CPUs of the threads: one for one thread, two for two too "
@@ -1097,7 +1236,8 @@ static void usage(void) {
           "      (default 100000,1000000)\n"
           "  -u  the same for libunbound (default 100000)\n"
           "  -l  cache fills stop this many seconds after the start "
-          "(default 120)\n");
+          "(default 120)\n"
+          "  -T  also append the figures to this TSV (see bench/report.sh)\n");
   exit(2);
 }
 
@@ -1137,6 +1277,7 @@ int main(int argc, char **argv) {
   const char *mem_dt = "100000,1000000";
   const char *mem_ub = "100000";
   size_t limit_s = 120;
+  const char *tsv_path = NULL;
   for (int a = 1; a < argc; a++) {
     const char *opt = argv[a];
     if (opt[0] != '-' || opt[1] == '\0' || opt[2] != '\0' || a + 1 >= argc) {
@@ -1162,6 +1303,9 @@ int main(int argc, char **argv) {
     case 'l':
       limit_s = parse_count(val, 3600);
       break;
+    case 'T':
+      tsv_path = val;
+      break;
     default:
       usage();
     }
@@ -1179,6 +1323,7 @@ int main(int argc, char **argv) {
   cf.fill_deadline = bench_now_ns() + (int64_t)limit_s * 1000000000;
 
   setvbuf(stdout, NULL, _IOLBF, 0);
+  cf.tsv = bench_tsv_open(tsv_path, "cache");
   /* Before any dialtone object exists: memory goes back through the
    * allocator that gave it. */
   const dt_allocator_t counting = {count_malloc, count_realloc, count_free};
@@ -1229,5 +1374,6 @@ int main(int argc, char **argv) {
 #endif
   malloc_trim(0);
   run_memory(&cf);
+  bench_tsv_close(cf.tsv);
   return 0;
 }

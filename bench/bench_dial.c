@@ -14,12 +14,16 @@
  *    and with the socket options dialtone applies by default. Contenders
  *    take turns every round so drift hits all alike.
  *
- * Uses the public API only. */
+ * Uses the public API only.
+ *
+ * usage: bench_dial [MARKDOWN [TSV]]: the TSV gets the same figures, for
+ * bench/report.sh. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -35,10 +39,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchtsv.h"
 #include "dialtone.h"
 
 #define FALLBACK_RUNS 7
 #define PY_RUNS 3
+/* Each naive run waits out its 5 s connect timeout: a few are enough for
+ * a median, the figure hardly moves. */
+#define NAIVE_RUNS 3
 #define NAIVE_TIMEOUT_MS 5000
 #define OVERHEAD_N 5000
 #define OVERHEAD_WARM 300
@@ -59,6 +67,8 @@ static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
 }
+
+static bench_tsv_t *tsv; /* NULL: no TSV asked for */
 
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -192,6 +202,8 @@ static void pair_close(pair_t *p) {
 
 typedef struct {
   const char *label;
+  const char *plain; /* for the TSV and the plots */
+  const char *kind;  /* base, alt, ref: see benchtsv.h */
   bool run;
   const char *why; /* when not run */
   uint64_t us[FALLBACK_RUNS];
@@ -294,17 +306,31 @@ static uint64_t naive_dial(uint16_t port) {
 
 static void fallback(FILE *out) {
   pair_t p;
-  fprintf(out, "## Fallback: stuck [::1], good 127.0.0.1 (same port)\n\n");
-  if (!pair_open(&p)) {
-    fprintf(out, "SKIP: ::1 is not available on this machine.\n\n");
-    return;
-  }
   row_t rows[4];
   memset(rows, 0, sizeof(rows));
   rows[0].label = "dialtone `dt_dial` (attempt delay 250 ms)";
   rows[1].label = "curl `--resolve NAME:PORT:[::1],127.0.0.1` (time_connect)";
   rows[2].label = "Python asyncio `open_connection(happy_eyeballs_delay=0.25)`";
   rows[3].label = "naive sequential connect, 5 s connect timeout";
+  rows[0].plain = "dialtone dt_dial (delay 250 ms)";
+  rows[1].plain = "curl (delay 200 ms)";
+  rows[2].plain = "Python asyncio (delay 250 ms)";
+  rows[3].plain = "naive sequential, 5 s timeout";
+  rows[0].kind = "base";
+  rows[1].kind = rows[2].kind = rows[3].kind = "alt";
+  bench_tsv_figure(tsv, "fallback",
+                   "Happy Eyeballs fallback: stuck [::1], good 127.0.0.1, "
+                   "time to a connected socket",
+                   "ms", "median of the runs", "min-max");
+  fprintf(out, "## Fallback: stuck [::1], good 127.0.0.1 (same port)\n\n");
+  if (!pair_open(&p)) {
+    fprintf(out, "SKIP: ::1 is not available on this machine.\n\n");
+    for (size_t i = 0; i < 4; i++) {
+      bench_tsv_skip(tsv, BENCH_NO_PARAM, rows[i].plain, rows[i].kind,
+                     "SKIP: ::1 is not available on this machine");
+    }
+    return;
+  }
 
   char hosts[] = "/tmp/dt-bench-dial-hosts-XXXXXX";
   int hfd = mkstemp(hosts);
@@ -370,9 +396,11 @@ static void fallback(FILE *out) {
     rows[2].why = "python3 not installed";
   }
   rows[3].run = true;
-  uint64_t naive = naive_dial(p.port);
-  if (naive > 0) {
-    rows[3].us[rows[3].n++] = naive;
+  for (size_t i = 0; i < NAIVE_RUNS; i++) {
+    uint64_t naive = naive_dial(p.port);
+    if (naive > 0) {
+      rows[3].us[rows[3].n++] = naive;
+    }
   }
   pair_close(&p);
 
@@ -381,23 +409,36 @@ static void fallback(FILE *out) {
   fprintf(out, "| dialer | runs | median | min - max |\n|---|---|---|---|\n");
   for (size_t i = 0; i < 4; i++) {
     if (!rows[i].run || rows[i].n == 0) {
-      fprintf(out, "| %s | 0 | SKIP: %s | |\n", rows[i].label,
-              rows[i].why ? rows[i].why : "no successful run");
+      char why[128];
+      snprintf(why, sizeof(why), "SKIP: %s",
+               rows[i].why ? rows[i].why : "no successful run");
+      fprintf(out, "| %s | 0 | %s | |\n", rows[i].label, why);
+      bench_tsv_skip(tsv, BENCH_NO_PARAM, rows[i].plain, rows[i].kind, why);
       continue;
     }
     uint64_t med = median(rows[i].us, rows[i].n);
     fprintf(out, "| %s | %zu | %.1f | %.1f - %.1f |\n", rows[i].label,
             rows[i].n, med / 1000.0, rows[i].us[0] / 1000.0,
             rows[i].us[rows[i].n - 1] / 1000.0);
+    bench_tsv_row(tsv, BENCH_NO_PARAM, rows[i].plain, rows[i].kind,
+                  med / 1000.0, rows[i].us[0] / 1000.0,
+                  rows[i].us[rows[i].n - 1] / 1000.0, (long)rows[i].n, NULL);
   }
   uint64_t med = median(after_v6, FALLBACK_RUNS);
+  double late = med > 250000 ? (med - 250000) / 1000.0 : 0.0;
+  bench_tsv_goal(tsv, BENCH_NO_PARAM, true,
+                 "dialtone connects over IPv4 at most 2 ms after the 250 ms "
+                 "attempt delay (median)",
+                 "ms late", late, late <= 2.0);
+  bench_tsv_plot(tsv, "he-fallback", "bars", "fallback",
+                 "Happy Eyeballs fallback: ms to a connected socket "
+                 "(min-max bars)");
   fprintf(out,
           "\ndialtone connected over IPv4 %.2f ms (median; %.2f - %.2f) "
           "after its IPv6 attempt started: the attempt delay plus %.2f ms "
           "(goal: at most 2 ms).\n\n",
           med / 1000.0, after_v6[0] / 1000.0,
-          after_v6[FALLBACK_RUNS - 1] / 1000.0,
-          med > 250000 ? (med - 250000) / 1000.0 : 0.0);
+          after_v6[FALLBACK_RUNS - 1] / 1000.0, late);
 }
 
 /* ---- part 2: overhead of a literal dial ---------------------------------- */
@@ -531,10 +572,34 @@ static void overhead(FILE *out) {
     qsort(diff[k], OVERHEAD_N, sizeof(diff[k][0]), cmp_i64);
     dmed[k] = diff[k][OVERHEAD_N / 2] / 1000.0;
   }
-  double med[NOVER], p90[NOVER];
+  double med[NOVER], p10[NOVER], p90[NOVER];
   for (int c = 0; c < NOVER; c++) {
     med[c] = median(t[c], OVERHEAD_N) / 1000.0;
+    p10[c] = t[c][OVERHEAD_N / 10] / 1000.0;
     p90[c] = t[c][OVERHEAD_N * 9 / 10] / 1000.0;
+  }
+  /* Two figures, each dialtone against the raw connect doing its work. */
+  static const char *const fig[2] = {"literal_bare", "literal_default"};
+  static const char *const title[2] = {
+      "Dial to 127.0.0.1, no socket options",
+      "Dial to 127.0.0.1, dialtone's default socket options"};
+  static const int pair[2][2] = {{DT_BARE, RAW}, {DT_DEFAULT, RAW_TUNED}};
+  static const char *const plain[NOVER] = {
+      "raw connect + poll", "raw connect + poll + the same options",
+      "dialtone dt_dial, options off", "dialtone dt_dial, default options"};
+  char stat[64];
+  snprintf(stat, sizeof(stat), "median of %d connects", OVERHEAD_N);
+  for (int f = 0; f < 2; f++) {
+    bench_tsv_figure(tsv, fig[f], title[f], "µs", stat, "p10-p90");
+    for (int k = 0; k < 2; k++) {
+      int c = pair[f][k];
+      bench_tsv_row(tsv, BENCH_NO_PARAM, plain[c], k == 0 ? "base" : "alt",
+                    med[c], p10[c], p90[c], OVERHEAD_N, NULL);
+    }
+    double x = med[pair[f][0]] / med[pair[f][1]];
+    bench_tsv_goal(tsv, BENCH_NO_PARAM, f == 1,
+                   "dt_dial within 10% of the raw connect doing the same work",
+                   "× raw", x, x <= 1.10);
   }
   fprintf(out, "## Cost of a dial to an IP literal (127.0.0.1)\n\n");
   fprintf(out,
@@ -594,14 +659,27 @@ int main(int argc, char **argv) {
     }
     pclose(cv);
   }
+  double load[3] = {0, 0, 0};
+  FILE *la = fopen("/proc/loadavg", "r");
+  if (la == NULL ||
+      fscanf(la, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) {
+    load[0] = load[1] = load[2] = NAN;
+  }
+  if (la != NULL) {
+    fclose(la);
+  }
+  tsv = bench_tsv_open(argc > 2 ? argv[2] : NULL, "dial");
   fprintf(out, "# dialtone dial benchmark\n\n");
   fprintf(out,
           "`make bench-dial` (bench/bench_dial.c), one run: Linux %s, "
-          "%ld CPUs (%s), dialtone %s, %s.\n\n",
-          u.release, sysconf(_SC_NPROCESSORS_ONLN), cpu, dt_version(), curl);
+          "%ld CPUs (%s), dialtone %s, %s; load average %.2f %.2f %.2f "
+          "before.\n\n",
+          u.release, sysconf(_SC_NPROCESSORS_ONLN), cpu, dt_version(), curl,
+          load[0], load[1], load[2]);
   fallback(out);
   overhead(out);
   fclose(out);
+  bench_tsv_close(tsv);
   fputs(buf, stdout);
   if (argc > 1) {
     FILE *f = fopen(argv[1], "w");

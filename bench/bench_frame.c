@@ -21,8 +21,9 @@
  * these machines a wake-up across CPUs costs 20-25 us and swamps the
  * differences being measured. One table runs them on two CPUs.
  *
- * usage: bench_frame [--rounds N] [--scale F] > frame.md
- * Prints Markdown. */
+ * usage: bench_frame [--rounds N] [--scale F] [--tsv FILE] > frame.md
+ * Prints Markdown; --tsv also appends the same figures to FILE, for
+ * bench/report.sh. */
 #include "config.h"
 
 /* Before any system header: sched_setaffinity, CPU_SET, syscall. */
@@ -32,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -52,6 +54,8 @@
 
 #include <dialtone.h>
 
+#include "benchtsv.h"
+
 #define KIB 1024u
 #define MIB (1024u * 1024u)
 #define HAND_BUF (64 * KIB)
@@ -67,6 +71,25 @@ typedef enum {
   DT_BULK_VIEW,
   NCONTENDERS
 } contender_t;
+
+static bench_tsv_t *tsv; /* NULL: no --tsv */
+
+/* For the TSV and the plots; kinds as in benchtsv.h. */
+static const char *const contender_plain[] = {
+    [NAIVE] = "naive: 2 calls per frame each way",
+    [HAND] = "hand-written 64 KiB buffers",
+    [DT] = "dialtone, no deadline",
+    [DT_DEADLINE] = "dialtone, 10 s deadline per call",
+    [RAW_BULK] = "raw 64 KiB write/read",
+    [DT_BULK_INTO] = "dialtone 1 MiB frames, read_into",
+    [DT_BULK_VIEW] = "dialtone 1 MiB frames, read (view)",
+};
+static const char *const contender_kind[] = {
+    [NAIVE] = "alt",         [HAND] = "alt",
+    [DT] = "base",           [DT_DEADLINE] = "dialtone",
+    [RAW_BULK] = "alt",      [DT_BULK_INTO] = "dialtone",
+    [DT_BULK_VIEW] = "base",
+};
 
 static const char *const contender_names[] = {
     [NAIVE] = "naive (header, payload: 2 calls each way)",
@@ -489,6 +512,7 @@ static void *reader(void *arg) {
 typedef struct {
   double frames_per_s;
   double mb_per_s; /* payload bytes, 10^6 per second */
+  double fps_min, fps_max, mbs_min, mbs_max; /* over the rounds */
   double syscalls_per_frame;
   double switches_per_frame; /* writer + reader context switches */
 } result_t;
@@ -589,8 +613,13 @@ static void measure(const contender_t *who, int n, transport_t t, size_t size,
     uint64_t frames = frames_for(who[i], size) / 4;
     result_t c = run_once(who[i], t, size, frames < 1000 ? 1000 : frames, wcpu,
                           rcpu, true);
+    /* median() sorts: the ends are the extremes. */
     row->r[who[i]].frames_per_s = median(fps[who[i]], rounds);
     row->r[who[i]].mb_per_s = median(mbs[who[i]], rounds);
+    row->r[who[i]].fps_min = fps[who[i]][0];
+    row->r[who[i]].fps_max = fps[who[i]][rounds - 1];
+    row->r[who[i]].mbs_min = mbs[who[i]][0];
+    row->r[who[i]].mbs_max = mbs[who[i]][rounds - 1];
     row->r[who[i]].syscalls_per_frame = c.syscalls_per_frame;
     row->r[who[i]].switches_per_frame = c.switches_per_frame;
   }
@@ -631,9 +660,58 @@ static void goal(bool met, const char *fmt, ...) {
   goals[ngoals++].met = met;
 }
 
+/* One size's rows of the frames/s, MB/s and system-call figures of a
+ * table; sfx names the table ("unix", "tcp_2cpu"). */
+static void frames_tsv(const char *sfx, const char *where, size_t size,
+                       const contender_t *who, int n, const row_t *row) {
+  if (tsv == NULL) {
+    return;
+  }
+  char fig[64], title[200], stat[64];
+  snprintf(stat, sizeof(stat), "median of %d rounds", rounds);
+  for (int f = 0; f < 3; f++) {
+    static const char *const id[3] = {"frames", "mbs", "calls"};
+    static const char *const what[3] = {"Frames/s", "Throughput",
+                                        "System calls per frame"};
+    static const char *const unit[3] = {"frames/s", "MB/s", "calls/frame"};
+    snprintf(fig, sizeof(fig), "%s_%s", id[f], sfx);
+    snprintf(title, sizeof(title), "%s by frame bytes, %s", what[f], where);
+    bench_tsv_figure(tsv, fig, title, unit[f],
+                     f < 2 ? stat : "one counting run, a quarter of the frames",
+                     f < 2 ? "min-max" : "-");
+    for (int i = 0; i < n; i++) {
+      const result_t *r = &row->r[who[i]];
+      if (f == 0) {
+        bench_tsv_row(tsv, (long)size, contender_plain[who[i]],
+                      contender_kind[who[i]], r->frames_per_s, r->fps_min,
+                      r->fps_max, rounds, NULL);
+      } else if (f == 1) {
+        bench_tsv_row(tsv, (long)size, contender_plain[who[i]],
+                      contender_kind[who[i]], r->mb_per_s, r->mbs_min,
+                      r->mbs_max, rounds, NULL);
+      } else if (r->syscalls_per_frame < 0) {
+        bench_tsv_skip(tsv, (long)size, contender_plain[who[i]],
+                       contender_kind[who[i]],
+                       "n/a: no tracefs or perf_event_open not permitted");
+      } else {
+        bench_tsv_row(tsv, (long)size, contender_plain[who[i]],
+                      contender_kind[who[i]], r->syscalls_per_frame, NAN, NAN,
+                      1, NULL);
+      }
+    }
+  }
+}
+
 static void frames_table(transport_t t, int wcpu, int rcpu, bool judge,
                          const size_t *which, size_t nwhich) {
   static const contender_t who[] = {NAIVE, HAND, DT, DT_DEADLINE};
+  char sfx[32], where[160];
+  snprintf(sfx, sizeof(sfx), "%s%s", t == UNIX ? "unix" : "tcp",
+           wcpu == rcpu ? "" : "_2cpu");
+  snprintf(where, sizeof(where), "%s, %s",
+           t == UNIX ? "Unix socketpair" : "TCP loopback",
+           wcpu == rcpu ? "writer and reader on one CPU"
+                        : "writer and reader on two CPUs");
   printf("| frame bytes | contender | frames/s | MB/s | system calls per "
          "frame | context switches per frame | ÷ hand-written, frames/s |\n");
   printf("|--:|---|--:|--:|--:|--:|--:|\n");
@@ -652,22 +730,38 @@ static void frames_table(transport_t t, int wcpu, int rcpu, bool judge,
       printf(" %.2f |\n", r->frames_per_s / hand);
     }
     fflush(stdout);
+    frames_tsv(sfx, where, size, who, 4, &row);
     if (!judge) {
       continue;
     }
     const char *tn = t == UNIX ? "Unix" : "TCP";
+    char text[200], fig[64];
     for (int i = 2; i < 4; i++) {
       double ratio = row.r[who[i]].frames_per_s / hand;
       double want = size == 16384 ? 1.0 : 0.8;
+      /* The summary's frame goals: Unix, 64-byte frames, no deadline. */
+      bool headline = t == UNIX && size == 64 && who[i] == DT;
       goal(ratio >= want,
            "%s, %zu-byte frames, %s: %.2f × hand-written (goal ≥ %.1f)", tn,
            size, contender_names[who[i]], ratio, want);
+      snprintf(fig, sizeof(fig), "frames_%s", sfx);
+      snprintf(text, sizeof(text), "%s: at least %.1f× the hand-written loop",
+               contender_plain[who[i]], want);
+      bench_tsv_figure(tsv, fig, NULL, NULL, NULL, NULL);
+      bench_tsv_goal(tsv, (long)size, headline, text, "× hand-written", ratio,
+                     ratio >= want);
       if (size == 64) {
         double calls = row.r[who[i]].syscalls_per_frame;
         goal(calls >= 0 && calls <= 0.003,
              "%s, 64-byte frames, %s: %.4f system calls per frame (goal ≤ "
              "0.003)",
              tn, contender_names[who[i]], calls);
+        snprintf(fig, sizeof(fig), "calls_%s", sfx);
+        snprintf(text, sizeof(text), "%s: at most 0.003 system calls per frame",
+                 contender_plain[who[i]]);
+        bench_tsv_figure(tsv, fig, NULL, NULL, NULL, NULL);
+        bench_tsv_goal(tsv, (long)size, headline, text, "calls/frame",
+                       calls >= 0 ? calls : NAN, calls >= 0 && calls <= 0.003);
       }
     }
   }
@@ -693,6 +787,14 @@ static void bulk_table(transport_t t, int wcpu, int rcpu) {
     }
   }
   double raw = 0;
+  const char *tn = t == UNIX ? "unix" : "tcp";
+  char fig[32], title[160], stat[64];
+  snprintf(fig, sizeof(fig), "bulk_%s", tn);
+  snprintf(title, sizeof(title),
+           "Bulk: 1 MiB frames against raw 64 KiB write/read, %s, one CPU",
+           t == UNIX ? "Unix socketpair" : "TCP loopback");
+  snprintf(stat, sizeof(stat), "median of %d rounds", rounds);
+  bench_tsv_figure(tsv, fig, title, "MB/s", stat, "min-max");
   for (int i = 0; i < 3; i++) {
     size_t size = sizes_of[who[i]];
     uint64_t n = bytes / 4 / size;
@@ -706,9 +808,17 @@ static void bulk_table(transport_t t, int wcpu, int rcpu) {
                     ? -1
                     : c.syscalls_per_frame * (double)MIB / (double)size);
     printf(" %.2f |\n", m / raw);
+    bench_tsv_row(tsv, BENCH_NO_PARAM, contender_plain[who[i]],
+                  contender_kind[who[i]], m, mbs[who[i]][0],
+                  mbs[who[i]][rounds - 1], rounds, NULL);
     if (who[i] != RAW_BULK) {
       goal(m / raw >= 0.9, "%s, 1 MiB frames, %s: %.2f × raw (goal ≥ 0.90)",
            t == UNIX ? "Unix" : "TCP", contender_names[who[i]], m / raw);
+      char text[160];
+      snprintf(text, sizeof(text), "%s: at least 0.9× raw 64 KiB I/O",
+               contender_plain[who[i]]);
+      bench_tsv_goal(tsv, BENCH_NO_PARAM, t == UNIX && who[i] == DT_BULK_VIEW,
+                     text, "× raw", m / raw, m / raw >= 0.9);
     }
   }
   printf("\n");
@@ -761,6 +871,7 @@ static void machine(void) {
 
 int main(int argc, char **argv) {
   int only = -1, only_wcpu = 0, only_rcpu = 0;
+  const char *tsv_path = NULL;
   size_t only_size = 0;
   transport_t only_t = UNIX;
   for (int i = 1; i < argc; i++) {
@@ -768,6 +879,8 @@ int main(int argc, char **argv) {
       rounds = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
       scale = atof(argv[++i]);
+    } else if (strcmp(argv[i], "--tsv") == 0 && i + 1 < argc) {
+      tsv_path = argv[++i];
     } else if (strcmp(argv[i], "--cpus") == 0 && i + 2 < argc) {
       only_wcpu = atoi(argv[++i]);
       only_rcpu = atoi(argv[++i]);
@@ -778,7 +891,8 @@ int main(int argc, char **argv) {
       only_t = strcmp(argv[++i], "tcp") == 0 ? TCP : UNIX;
     } else {
       fprintf(stderr, "usage: bench_frame [--rounds N] [--scale F] "
-                      "[--only CONTENDER SIZE unix|tcp [--cpus W R]]\n");
+                      "[--tsv FILE]\n"
+                      "       [--only CONTENDER SIZE unix|tcp [--cpus W R]]\n");
       return 2;
     }
   }
@@ -807,6 +921,12 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  tsv = bench_tsv_open(tsv_path, "frame");
+  bench_tsv_plot(tsv, "frame-unix", "lines", "mbs_unix",
+                 "Framed I/O over a Unix socketpair, one CPU: MB/s by frame "
+                 "bytes");
+  bench_tsv_plot(tsv, "frame-tcp", "lines", "mbs_tcp",
+                 "Framed I/O over TCP loopback, one CPU: MB/s by frame bytes");
   printf("## Framed I/O benchmark: one-way streams of frames\n\n");
   printf("- command: `make bench-frame` (bench/bench_frame --rounds %d "
          "--scale %g)\n",
@@ -865,6 +985,7 @@ int main(int argc, char **argv) {
     met += goals[i].met;
   }
   printf("\n%d of %d goals met.\n", met, ngoals);
+  bench_tsv_close(tsv);
   double load[3];
   if (getloadavg(load, 3) == 3) {
     printf("\nLoad average when the run ended: %.2f %.2f %.2f\n", load[0],

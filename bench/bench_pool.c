@@ -18,11 +18,15 @@
  * check's recv(MSG_PEEK) alone, in nanoseconds.
  *
  * `make bench-pool` runs it under `taskset -c 0`: client and server share
- * one CPU, as in the issue's own figures. Uses the public API only. */
+ * one CPU, as in the issue's own figures. Uses the public API only.
+ *
+ * usage: bench_pool [MARKDOWN [TSV]]: the TSV gets the same figures, for
+ * bench/report.sh. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -39,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchtsv.h"
 #include "dialtone.h"
 
 /* Many short turns rather than a few long ones: on a shared machine, load
@@ -307,6 +312,32 @@ static uint64_t slice_fresh_raw(uint16_t port, uint64_t ns) {
   return n;
 }
 
+/* Requests per second of each slice of one contender, and their median:
+ * the figure, so that a burst of load from elsewhere moves one slice and
+ * not the result. */
+typedef struct {
+  double rate[SLICES];
+  uint64_t requests;
+  double median, min, max;
+} rps_t;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void rps_add(rps_t *r, int slice, uint64_t n, uint64_t ns) {
+  r->rate[slice] = (double)n / ((double)ns / 1e9);
+  r->requests += n;
+}
+
+static void rps_done(rps_t *r) {
+  qsort(r->rate, SLICES, sizeof(r->rate[0]), cmp_double);
+  r->median = (r->rate[SLICES / 2 - 1] + r->rate[SLICES / 2]) / 2;
+  r->min = r->rate[0];
+  r->max = r->rate[SLICES - 1];
+}
+
 /* Sorts v in place; its p-th percentile. */
 static uint64_t pct(uint64_t *v, size_t n, unsigned p) {
   qsort(v, n, sizeof(*v), cmp_u64);
@@ -424,31 +455,33 @@ int main(int argc, char **argv) {
     raw_request(fd);
   }
   (void)slice_pooled(p, port_pool, 50000000u, -1);
-  uint64_t n_raw = 0, n_pool = 0, n_dl = 0, n_dt = 0, n_fresh = 0;
-  uint64_t ns_raw = 0, ns_pool = 0, ns_dl = 0, ns_dt = 0, ns_fresh = 0;
+  enum { C_RAW, C_POOL, C_DL, C_DT, C_FRESH, NC };
+  static rps_t rps[NC];
   for (int s = 0; s < SLICES; s++) {
     uint64_t t0 = now_ns();
-    n_raw += slice_raw(fd, SLICE_US * 1000ull);
+    uint64_t n = slice_raw(fd, SLICE_US * 1000ull);
     uint64_t t1 = now_ns();
-    n_pool += slice_pooled(p, port_pool, SLICE_US * 1000ull, -1);
-    uint64_t t2 = now_ns();
-    n_dl += slice_pooled(p, port_pool, SLICE_US * 1000ull, 5000);
-    uint64_t t3 = now_ns();
-    n_dt += slice_fresh_dialtone(d, port_dt, FRESH_US * 1000ull);
-    uint64_t t4 = now_ns();
-    n_fresh += slice_fresh_raw(port_fresh, FRESH_US * 1000ull);
-    ns_raw += t1 - t0;
-    ns_pool += t2 - t1;
-    ns_dl += t3 - t2;
-    ns_dt += t4 - t3;
-    ns_fresh += now_ns() - t4;
+    rps_add(&rps[C_RAW], s, n, t1 - t0);
+    n = slice_pooled(p, port_pool, SLICE_US * 1000ull, -1);
+    t0 = now_ns();
+    rps_add(&rps[C_POOL], s, n, t0 - t1);
+    n = slice_pooled(p, port_pool, SLICE_US * 1000ull, 5000);
+    t1 = now_ns();
+    rps_add(&rps[C_DL], s, n, t1 - t0);
+    n = slice_fresh_dialtone(d, port_dt, FRESH_US * 1000ull);
+    t0 = now_ns();
+    rps_add(&rps[C_DT], s, n, t0 - t1);
+    n = slice_fresh_raw(port_fresh, FRESH_US * 1000ull);
+    rps_add(&rps[C_FRESH], s, n, now_ns() - t0);
   }
   close(fd);
-  double rps_raw = n_raw / ((double)ns_raw / 1e9);
-  double rps_pool = n_pool / ((double)ns_pool / 1e9);
-  double rps_dl = n_dl / ((double)ns_dl / 1e9);
-  double rps_dt = n_dt / ((double)ns_dt / 1e9);
-  double rps_fresh = n_fresh / ((double)ns_fresh / 1e9);
+  for (int c = 0; c < NC; c++) {
+    rps_done(&rps[c]);
+  }
+  double rps_raw = rps[C_RAW].median;
+  double rps_pool = rps[C_POOL].median;
+  double rps_dt = rps[C_DT].median;
+  double rps_fresh = rps[C_FRESH].median;
   dt_pool_stats_t ps;
   dt_pool_get_stats(p, &ps);
   unsigned tw_pool = time_wait(port_pool);
@@ -483,7 +516,9 @@ int main(int argc, char **argv) {
   }
   close(idle);
   uint64_t hit50 = pct(hit, HIT_N, 50), hit90 = pct(hit, HIT_N, 90);
-  uint64_t peek50 = pct(peek, HIT_N, 50);
+  uint64_t hit10 = pct(hit, HIT_N, 10);
+  uint64_t peek50 = pct(peek, HIT_N, 50), peek90 = pct(peek, HIT_N, 90);
+  uint64_t peek10 = pct(peek, HIT_N, 10);
   dt_pool_free(p);
   dt_dialer_free(d);
   dt_resolver_free(r);
@@ -500,20 +535,38 @@ int main(int argc, char **argv) {
        load1);
   emit("## Requests per second, 16-byte request, 16-byte response, "
        "127.0.0.1\n\n");
-  emit("| contender | requests | requests/s | TIME_WAIT after |\n");
-  emit("|---|---|---|---|\n");
-  emit("| raw socket, one connection reused | %llu | %.0f | 0 |\n",
-       (unsigned long long)n_raw, rps_raw);
-  emit("| dialtone pool: acquire, request, release | %llu | %.0f | %u |\n",
-       (unsigned long long)n_pool, rps_pool, tw_pool);
-  emit("| the same, every dt_conn call with a 5 s deadline | %llu | %.0f | "
-       "%u |\n",
-       (unsigned long long)n_dl, rps_dl, tw_pool);
-  emit("| dialtone, fresh `dt_dial` + `dt_conn` per request | %llu | %.0f | "
-       "%u |\n",
-       (unsigned long long)n_dt, rps_dt, tw_dt);
-  emit("| raw socket + connect + close per request | %llu | %.0f | %u |\n\n",
-       (unsigned long long)n_fresh, rps_fresh, tw_fresh);
+  static const char *const label[NC] = {
+      [C_RAW] = "raw socket, one connection reused",
+      [C_POOL] = "dialtone pool: acquire, request, release",
+      [C_DL] = "the same, every dt_conn call with a 5 s deadline",
+      [C_DT] = "dialtone, fresh `dt_dial` + `dt_conn` per request",
+      [C_FRESH] = "raw socket + connect + close per request"};
+  static const char *const plain[NC] = {
+      [C_RAW] = "raw socket, one connection reused",
+      [C_POOL] = "dialtone pool",
+      [C_DL] = "dialtone pool, 5 s deadline per call",
+      [C_DT] = "dialtone, fresh dt_dial per request",
+      [C_FRESH] = "raw connect + close per request"};
+  static const char *const kind[NC] = {[C_RAW] = "alt",
+                                       [C_POOL] = "base",
+                                       [C_DL] = "dialtone",
+                                       [C_DT] = "dialtone",
+                                       [C_FRESH] = "alt"};
+  unsigned tw[NC] = {[C_RAW] = 0,
+                     [C_POOL] = tw_pool,
+                     [C_DL] = tw_pool,
+                     [C_DT] = tw_dt,
+                     [C_FRESH] = tw_fresh};
+  emit("| contender | requests | requests/s, median of %d slices | min - max "
+       "| TIME_WAIT after |\n",
+       SLICES);
+  emit("|---|---|---|---|---|\n");
+  for (int c = 0; c < NC; c++) {
+    emit("| %s | %llu | %.0f | %.0f - %.0f | %u |\n", label[c],
+         (unsigned long long)rps[c].requests, rps[c].median, rps[c].min,
+         rps[c].max, tw[c]);
+  }
+  emit("\n");
   emit("The contenders took turns in %d rounds: %.3f s slices for the "
        "three over one connection, %.4f s for the two that connect per "
        "request. TIME_WAIT entries are counted on the contender's own port "
@@ -528,6 +581,8 @@ int main(int argc, char **argv) {
        "blocking calls too.\n\n",
        SLICES, SLICE_US / 1e6, FRESH_US / 1e6, (unsigned long long)ps.dials,
        (unsigned long long)ps.acquires);
+  emit("Each slice's requests per second is one measurement; the figure is "
+       "their median, the ratios below are taken between medians.\n\n");
   emit("## Cost of a hit\n\n");
   emit("%d rounds, each timed alone (nanosecond clock, ~20 ns of it the "
        "clock).\n\n",
@@ -538,7 +593,7 @@ int main(int argc, char **argv) {
        (unsigned long long)hit50, (unsigned long long)hit90);
   emit("| the health check alone: `recv(MSG_PEEK \\| MSG_DONTWAIT)` on an "
        "idle socket | %llu | %llu |\n\n",
-       (unsigned long long)peek50, (unsigned long long)pct(peek, HIT_N, 90));
+       (unsigned long long)peek50, (unsigned long long)peek90);
   emit("## Goals (issue 6)\n\n");
   emit("| goal | measured | met |\n|---|---|---|\n");
   emit("| pooled >= 0.9x one raw reused connection | %.2fx | %s |\n",
@@ -556,6 +611,50 @@ int main(int argc, char **argv) {
        hit50 / 1000.0, hit50 < 2000 ? "yes" : "no");
   free(hit);
   free(peek);
+
+  bench_tsv_t *t = bench_tsv_open(argc > 2 ? argv[2] : NULL, "pool");
+  char stat[64];
+  snprintf(stat, sizeof(stat), "median of %d time slices", SLICES);
+  bench_tsv_figure(t, "rps",
+                   "Requests/s, 16-byte request and response over "
+                   "127.0.0.1, client and server on one CPU",
+                   "requests/s", stat, "min-max");
+  for (int c = 0; c < NC; c++) {
+    bench_tsv_row(t, BENCH_NO_PARAM, plain[c], kind[c], rps[c].median,
+                  rps[c].min, rps[c].max, SLICES, NULL);
+  }
+  bench_tsv_goal(t, BENCH_NO_PARAM, true,
+                 "pooled at least 0.9× one raw reused connection",
+                 "× raw reused", rps_pool / rps_raw, rps_pool >= 0.9 * rps_raw);
+  bench_tsv_goal(t, BENCH_NO_PARAM, true,
+                 "pooled at least 4× a fresh dialtone connection per request",
+                 "× fresh", rps_pool / rps_dt, rps_pool >= 4 * rps_dt);
+  bench_tsv_plot(t, "pool-rps", "bars", "rps",
+                 "Requests/s over pooled and fresh connections (min-max "
+                 "bars)");
+  bench_tsv_figure(t, "time_wait", "TIME_WAIT entries left after the run",
+                   "entries", "count after the run", "-");
+  for (int c = C_POOL; c < NC; c++) {
+    if (c != C_DL) {
+      bench_tsv_row(t, BENCH_NO_PARAM, plain[c], kind[c], tw[c], NAN, NAN, 1,
+                    NULL);
+    }
+  }
+  bench_tsv_goal(t, BENCH_NO_PARAM, false, "no TIME_WAIT growth while pooled",
+                 "entries", tw_pool, tw_pool == 0);
+  snprintf(stat, sizeof(stat), "median of %d, each timed alone", HIT_N);
+  bench_tsv_figure(t, "hit",
+                   "Pool hit: dt_pool_acquire + dt_pool_release, health "
+                   "check included",
+                   "ns", stat, "p10-p90");
+  bench_tsv_row(t, BENCH_NO_PARAM, "dialtone acquire + release", "base",
+                (double)hit50, (double)hit10, (double)hit90, HIT_N, NULL);
+  bench_tsv_row(t, BENCH_NO_PARAM, "health check alone: recv(MSG_PEEK)", "ref",
+                (double)peek50, (double)peek10, (double)peek90, HIT_N, NULL);
+  bench_tsv_goal(t, BENCH_NO_PARAM, true,
+                 "acquire + release under 2 µs, health check included", "ns",
+                 (double)hit50, hit50 < 2000);
+  bench_tsv_close(t);
 
   fputs(out, stdout);
   if (argc > 1) {

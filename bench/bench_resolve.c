@@ -13,6 +13,7 @@
  * wrong or missing address is counted as a failure, never timed. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -26,6 +27,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "benchtsv.h"
 #include "benchutil.h"
 #include "dialtone.h"
 
@@ -55,6 +57,12 @@ static const char *const contender_label[NCONTENDERS] = {
     "c-ares `ares_getaddrinfo`",
     "c-ares `ares_query` A + AAAA (reference)",
 };
+/* The same, plain, for the TSV and the plots. */
+static const char *const contender_short[NCONTENDERS] = {
+    "dialtone lookup_addrs", "glibc getaddrinfo", "c-ares ares_getaddrinfo",
+    "c-ares ares_query A+AAAA"};
+static const char *const contender_kind[NCONTENDERS] = {"base", "alt", "alt",
+                                                        "ref"};
 
 typedef struct {
   const char *server; /* "ADDR:PORT" */
@@ -69,6 +77,11 @@ typedef struct {
   bool glibc_ok;  /* /etc/resolv.conf names the server first */
   int wait_ms;
   int limit_s;
+  const char *skip[NCONTENDERS]; /* why a wanted contender is not run */
+  bench_tsv_t *tsv;              /* NULL: no -T */
+  const char *figure;            /* the cold run's figure in the TSV */
+  const char *what;              /* and what it shows (default: title) */
+  const char *plot; /* the headline run's plot, its goal in the summary */
 } config_t;
 
 static void die(const char *fmt, const char *arg) {
@@ -423,7 +436,7 @@ typedef struct {
   int64_t *ns;
   size_t n;
   size_t failed;
-  int64_t median, p90, p99, min, max;
+  int64_t median, p10, p90, p99, min, max;
 } series_t;
 
 static void summarise(series_t *s) {
@@ -432,6 +445,7 @@ static void summarise(series_t *s) {
   }
   qsort(s->ns, s->n, sizeof(s->ns[0]), bench_cmp_i64);
   s->median = bench_pct(s->ns, s->n, 50);
+  s->p10 = bench_pct(s->ns, s->n, 10);
   s->p90 = bench_pct(s->ns, s->n, 90);
   s->p99 = bench_pct(s->ns, s->n, 99);
   s->min = s->ns[0];
@@ -443,6 +457,58 @@ static double us(int64_t ns) {
 }
 
 /* ---- the cold-lookup run ----------------------------------------------- */
+
+/* The cold run's figures: the median (with p10-p90) and the p99 of each
+ * contender's lookups. */
+static void cold_tsv(const config_t *cf, const series_t *s, size_t rounds,
+                     double goal) {
+  if (cf->tsv == NULL) {
+    return;
+  }
+  char fig[100], title[300], stat[100];
+  for (int pass = 0; pass < 2; pass++) {
+    snprintf(fig, sizeof(fig), pass ? "%s_p99" : "%s", cf->figure);
+    snprintf(title, sizeof(title), "Cold A+AAAA lookup%s, %s",
+             pass ? ", p99" : "", cf->what);
+    snprintf(stat, sizeof(stat), "%s of %zu lookups, one per round",
+             pass ? "p99" : "median", rounds);
+    bench_tsv_figure(cf->tsv, fig, title, "µs", stat, pass ? "-" : "p10-p90");
+    for (int k = 0; k < NCONTENDERS; k++) {
+      const series_t *x = &s[k];
+      char note[64] = "";
+      if (cf->skip[k] != NULL) {
+        bench_tsv_skip(cf->tsv, BENCH_NO_PARAM, contender_short[k],
+                       contender_kind[k], cf->skip[k]);
+        continue;
+      }
+      if (!cf->want[k]) {
+        continue;
+      }
+      if (x->n == 0) {
+        bench_tsv_skip(cf->tsv, BENCH_NO_PARAM, contender_short[k],
+                       contender_kind[k], "every lookup failed");
+        continue;
+      }
+      if (x->failed > 0) {
+        snprintf(note, sizeof(note), "%zu failed lookups not timed", x->failed);
+      }
+      bench_tsv_row(cf->tsv, BENCH_NO_PARAM, contender_short[k],
+                    contender_kind[k], us(pass ? x->p99 : x->median),
+                    pass ? NAN : us(x->p10), pass ? NAN : us(x->p90),
+                    (long)x->n, note);
+    }
+  }
+  snprintf(title, sizeof(title), "Cold A+AAAA lookup, %s", cf->what);
+  bench_tsv_figure(cf->tsv, cf->figure, title, "µs", "median", "p10-p90");
+  bench_tsv_goal(cf->tsv, BENCH_NO_PARAM, cf->plot != NULL,
+                 "dialtone's median at most 0.9 × c-ares ares_getaddrinfo's",
+                 "× c-ares", goal, goal <= 0.9);
+  if (cf->plot != NULL) {
+    snprintf(fig, sizeof(fig), "%s,%s_p99", cf->figure, cf->figure);
+    bench_tsv_plot(cf->tsv, cf->plot, "bars", fig,
+                   "Cold A+AAAA lookup latency, median and p99 (µs)");
+  }
+}
 
 typedef struct {
   dt_resolver_t *dt;
@@ -553,13 +619,15 @@ static void run_cold(const config_t *cf, clients_t *c) {
     }
   }
   printf("\n");
+  double goal = NAN;
   if (d != NULL && d->n > 0 && cf->want[C_CARES] && s[C_CARES].n > 0) {
-    double ratio = (double)d->median / (double)s[C_CARES].median;
+    goal = (double)d->median / (double)s[C_CARES].median;
     printf("Goal, dialtone's cold median at most 0.9 × c-ares's: "
            "%.1f / %.1f µs = %.2f → **%s**\n\n",
-           us(d->median), us(s[C_CARES].median), ratio,
-           ratio <= 0.9 ? "met" : "not met");
+           us(d->median), us(s[C_CARES].median), goal,
+           goal <= 0.9 ? "met" : "not met");
   }
+  cold_tsv(cf, s, rounds, goal);
   for (size_t j = 0; j < nk; j++) {
     free(s[order[j]].ns);
   }
@@ -658,6 +726,37 @@ static bool hosts_one(int which, dt_resolver_t *r, void *ch, const char *name) {
     (void)ch;
     return false;
   }
+}
+
+static const char *const hosts_short[NHOSTS] = {
+    "dialtone lookup_addrs", "glibc getaddrinfo", "c-ares ares_getaddrinfo",
+    "c-ares gethostbyname_file AF_INET"};
+static const char *const hosts_kind[NHOSTS] = {"base", "alt", "alt", "ref"};
+
+/* After the table: the series are sorted, mean[0] is the best batch. */
+static void hosts_tsv(const config_t *cf, hosts_series_t *h, double dmed) {
+  if (cf->tsv == NULL) {
+    return;
+  }
+  char stat[100];
+  snprintf(stat, sizeof(stat), "median of %d batch means", HOSTS_BATCHES);
+  bench_tsv_figure(cf->tsv, "hosts_hit",
+                   "Hosts-file hit, AF_UNSPEC, small hosts file", "ns", stat,
+                   "min-max");
+  for (int k = 0; k < NHOSTS; k++) {
+    if (!h[k].ok) {
+      bench_tsv_skip(cf->tsv, BENCH_NO_PARAM, hosts_short[k], hosts_kind[k],
+                     h[k].skip ? h[k].skip : "not measured");
+      continue;
+    }
+    bench_tsv_row(cf->tsv, BENCH_NO_PARAM, hosts_short[k], hosts_kind[k],
+                  (double)hosts_median(&h[k]), (double)h[k].mean[0],
+                  (double)h[k].mean[h[k].nbatches - 1], (long)h[k].nbatches,
+                  NULL);
+  }
+  bench_tsv_goal(cf->tsv, BENCH_NO_PARAM, true,
+                 "a dialtone hosts-file hit under 1 µs", "ns", dmed,
+                 dmed < 1000);
 }
 
 static void run_hosts(const config_t *cf) {
@@ -771,6 +870,7 @@ static void run_hosts(const config_t *cf) {
     printf("Goal, a dialtone hosts-file hit under 1 µs: %lld ns → **%s**\n\n",
            (long long)dmed, dmed < 1000 ? "met" : "not met");
   }
+  hosts_tsv(cf, h, h[H_DIALTONE].ok ? (double)dmed : NAN);
   dt_resolver_free(r);
 #ifdef DT_BENCH_CARES
   ares_destroy(ch);
@@ -786,6 +886,7 @@ static void usage(void) {
           "         [-c dialtone,glibc,cares,cares-query] [-t TITLE] "
           "[-l SECONDS]\n"
           "         [-H HOSTSFILE -N NAME [-G yes]] [-W WAIT_MS]\n"
+          "         [-T TSV [-f FIGURE] [-D WHAT] [-P PLOT]]\n"
           "  -s  the authoritative server (default 127.0.0.1:53)\n"
           "  -d  its zone, holding n0.DOMAIN ... (default bench.test)\n"
           "  -n  distinct names measured per contender (default 3000)\n"
@@ -793,7 +894,11 @@ static void usage(void) {
           "  -c  contenders, comma-separated; \"none\" for only -H\n"
           "  -H  also time hosts-file hits of NAME in HOSTSFILE; -G yes when\n"
           "      /etc/hosts is that file, so glibc and c-ares are timed too\n"
-          "  -l  stop the cold run after this many seconds (default 60)\n");
+          "  -l  stop the cold run after this many seconds (default 60)\n"
+          "  -T  also append the figures to TSV (see bench/report.sh), the\n"
+          "      cold run's as FIGURE (default cold) showing WHAT (default\n"
+          "      TITLE); -P: this is the headline run, its goal is in the\n"
+          "      summary and its latency plot is PLOT.png\n");
   exit(2);
 }
 
@@ -841,6 +946,8 @@ int main(int argc, char **argv) {
   cf.wait_ms = 10000;
   cf.limit_s = 60;
   const char *contenders = "dialtone,glibc,cares,cares-query";
+  const char *tsv_path = NULL;
+  cf.figure = "cold";
 
   for (int a = 1; a < argc; a++) {
     const char *opt = argv[a];
@@ -882,6 +989,18 @@ int main(int argc, char **argv) {
     case 'W':
       cf.wait_ms = (int)parse_count(val, 600000);
       break;
+    case 'T':
+      tsv_path = val;
+      break;
+    case 'f':
+      cf.figure = val;
+      break;
+    case 'D':
+      cf.what = val;
+      break;
+    case 'P':
+      cf.plot = val;
+      break;
     default:
       usage();
     }
@@ -893,6 +1012,9 @@ int main(int argc, char **argv) {
     usage();
   }
   parse_contenders(&cf, contenders);
+  if (cf.what == NULL) {
+    cf.what = cf.title;
+  }
 
   setvbuf(stdout, NULL, _IOLBF, 0);
   clients_t c;
@@ -909,6 +1031,11 @@ int main(int argc, char **argv) {
 #else
   if (cf.want[C_CARES] || cf.want[C_CARES_QUERY]) {
     printf("SKIP c-ares: libc-ares-dev not installed\n\n");
+    for (int k = C_CARES; k <= C_CARES_QUERY; k++) {
+      if (cf.want[k]) {
+        cf.skip[k] = "SKIP c-ares: libc-ares-dev not installed";
+      }
+    }
     cf.want[C_CARES] = cf.want[C_CARES_QUERY] = false;
   }
 #endif
@@ -916,7 +1043,12 @@ int main(int argc, char **argv) {
   const char *no_glibc = bench_glibc_unusable(cf.server);
   if (cf.want[C_GLIBC] && no_glibc != NULL) {
     printf("%s\n\n", no_glibc);
+    cf.skip[C_GLIBC] = no_glibc;
     cf.want[C_GLIBC] = false;
+  }
+  /* Only once the run is sure to happen: a probe (-n 0) writes nothing. */
+  if (tsv_path != NULL) {
+    cf.tsv = bench_tsv_open(tsv_path, "resolve");
   }
   cf.glibc_ok = no_glibc == NULL;
 
@@ -931,6 +1063,7 @@ int main(int argc, char **argv) {
     run_hosts(&cf);
   }
 
+  bench_tsv_close(cf.tsv);
   dt_resolver_free(c.dt);
 #ifdef DT_BENCH_CARES
   ares_destroy(c.ch);

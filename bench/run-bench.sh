@@ -8,6 +8,9 @@
 #            getaddrinfo, and memory per cached entry (bench/bench_cachecmp)
 #            -> cache.md
 #
+# Each section also writes the same figures as SECTION.tsv, which
+# bench/report.sh turns into REPORT.md.
+#
 # usage: bench/run-bench.sh BUILDDIR [RESULTSDIR]
 #   DT_BENCH_SECTIONS     sections to run (default "resolve cache")
 #   DT_BENCH_NAMES        distinct names of the resolve section (default 5000)
@@ -290,26 +293,31 @@ run_bench() {
   bench_pid=
 }
 
-# Shows a section's tables and copies them to RESULTSDIR/$1.
+# Shows a section's tables and copies them, and its TSV, to RESULTSDIR
+# as $1.md and $1.tsv.
 publish() {
   cat "$out_md"
   if [ -n "$results" ]; then
     mkdir -p "$results"
-    cp "$out_md" "$results/$1"
-    say "tables written to $results/$1"
+    cp "$out_md" "$results/$1.md"
+    cp "$out_tsv" "$results/$1.tsv"
+    say "tables written to $results/$1.md and $1.tsv"
   fi
 }
 
 # --- section: resolve -------------------------------------------------------------
 section_resolve() {
   out_md="$tmp/resolve.md"
+  out_tsv="$tmp/resolve.tsv"
+  : >"$out_tsv"
+  # glibc stays in the list without namespaces: bench_resolve then says
+  # why it skips it, in the tables and in the TSV.
   contenders=dialtone,glibc,cares,cares-query
   hosts_glibc=yes
   if [ -n "$skip_glibc" ]; then
-    contenders=dialtone,cares,cares-query
     hosts_glibc=no
   fi
-  common="-s 127.0.0.1:$port -d $zone -n $names -w $warm -c $contenders -l 50"
+  common="-s 127.0.0.1:$port -d $zone -n $names -w $warm -c $contenders -l 50 -T $out_tsv"
 
   {
     echo "## Resolver benchmark: cold A+AAAA lookups and hosts-file hits"
@@ -336,19 +344,23 @@ section_resolve() {
 
   run_bench taskset -c 0 timeout 100 "$resolve_bench" $common \
     -t "Pinned: client and server on CPU 0 (headline)" \
+    -f cold_pinned -D "client and server on CPU 0" -P resolve-latency \
     -H "$tmp/hosts" -N $hostname_in_hosts -G $hosts_glibc
   if [ "$ncpu" -ge 2 ]; then
     run_bench taskset -c 1 timeout 100 "$resolve_bench" $common \
-      -t "Split: client on CPU 1, server on CPU 0"
+      -t "Split: client on CPU 1, server on CPU 0" -f cold_split \
+      -D "client on CPU 1, server on CPU 0"
   else
     printf 'SKIP split run: one CPU only\n\n' >>"$out_md"
   fi
-  publish resolve.md
+  publish resolve
 }
 
 # --- section: cache -----------------------------------------------------------------
 section_cache() {
   out_md="$tmp/cache.md"
+  out_tsv="$tmp/cache.tsv"
+  : >"$out_tsv"
   cpus=0
   [ "$ncpu" -ge 2 ] && cpus=0,1
   {
@@ -363,8 +375,9 @@ section_cache() {
   # caches fill_limit seconds after its start, and timeout is the backstop.
   run_bench taskset -c $cpus timeout $((fill_limit + 30)) "$cache_bench" \
     -s "127.0.0.1:$port" -d $zone -p $cpus -l $fill_limit \
-    -m "$(echo $mem_sizes | tr ' ' ,)" -u "$(echo $mem_unbound | tr ' ' ,)"
-  publish cache.md
+    -m "$(echo $mem_sizes | tr ' ' ,)" -u "$(echo $mem_unbound | tr ' ' ,)" \
+    -T "$out_tsv"
+  publish cache
 }
 
 # --- the run ------------------------------------------------------------------------
