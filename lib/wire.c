@@ -28,6 +28,8 @@
 #define TYPE_A 1
 #define TYPE_SOA 6
 #define TYPE_AAAA 28
+#define TYPE_SVCB 64
+#define TYPE_HTTPS 65
 
 /* Header bits (RFC 1035 §4.1.1), by byte. */
 #define B2_QR 0x80
@@ -724,6 +726,72 @@ static bool rdata_fits(const stage_t *st, const record_t *r, const ldns_rr *rr,
 /* Stages one record: its type, class, TTL (top bit cleared) and
  * uncompressed RDATA in bin, its owner and RDATA text in text. Sets *ttl to
  * the record's TTL and, for a SOA, *soa_min to its MINIMUM field. */
+/* Whether a SvcParams list (RFC 9460 section 2.2) is well formed: keys
+ * strictly ascending, each value within the list, and the values of the
+ * keys with a fixed shape of that shape (mandatory: ascending keys other
+ * than mandatory; alpn: non-empty length-prefixed ids filling it;
+ * no-default-alpn: empty; port: 2 bytes; address hints: whole, non-empty
+ * lists of addresses). Unknown keys may hold anything. */
+static bool svcparams_ok(const uint8_t *p, size_t n) {
+  long prev = -1;
+  size_t i = 0;
+  while (i < n) {
+    if (n - i < 4) {
+      return false;
+    }
+    unsigned key = rd16(p + i);
+    size_t len = rd16(p + i + 2);
+    i += 4;
+    if ((long)key <= prev || len > n - i) {
+      return false;
+    }
+    prev = (long)key;
+    const uint8_t *v = p + i;
+    switch (key) {
+    case 0: /* mandatory */
+      if (len == 0 || len % 2 != 0) {
+        return false;
+      }
+      for (size_t k = 0; k < len; k += 2) {
+        if (rd16(v + k) == 0 || (k > 0 && rd16(v + k) <= rd16(v + k - 2))) {
+          return false;
+        }
+      }
+      break;
+    case 1: /* alpn */
+      if (len == 0) {
+        return false;
+      }
+      for (size_t k = 0; k < len; k += 1u + v[k]) {
+        if (v[k] == 0 || v[k] > len - k - 1) {
+          return false;
+        }
+      }
+      break;
+    case 2: /* no-default-alpn */
+      if (len != 0) {
+        return false;
+      }
+      break;
+    case 3: /* port */
+      if (len != 2) {
+        return false;
+      }
+      break;
+    case 4: /* ipv4hint */
+    case 6: /* ipv6hint */
+      if (len == 0 || len % (key == 4 ? 4u : 16u) != 0) {
+        return false;
+      }
+      break;
+    default:
+      break;
+    }
+    i += len;
+  }
+  return true;
+}
+
 /* Addresses, the records a lookup is made of, skip ldns: their RDATA is
  * fixed-size and their text is inet_ntop's. */
 static dt_status_t emit_address(stage_t *st, record_t *r, uint32_t *ttl) {
@@ -809,6 +877,15 @@ static dt_status_t emit(stage_t *st, record_t *r, uint32_t *ttl,
   ret = DT_ENOMEM;
   size_t mark = ldns_buffer_position(st->text);
   ls = LDNS_STATUS_OK;
+  /* ldns 1.8's SvcParams printer asserts (aborts the process) on some
+   * malformed lists a hostile server can send (found by fuzz_reply): only
+   * lists that pass a strict check of RFC 9460's rules reach it; the rest
+   * take the generic form below. */
+  if ((r->type == TYPE_SVCB || r->type == TYPE_HTTPS) && count >= 3 &&
+      !svcparams_ok(ldns_rdf_data(ldns_rr_rdf(rr, count - 1)),
+                    ldns_rdf_size(ldns_rr_rdf(rr, count - 1)))) {
+    ls = LDNS_STATUS_ERR;
+  }
   for (size_t i = 0; i < count && ls == LDNS_STATUS_OK; i++) {
     if (i > 0 && !buf_put(st->text, " ", 1)) {
       goto done;
