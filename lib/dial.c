@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "closefd.h"
 #include "dial_int.h"
 #include "sockopt.h"
 
@@ -56,6 +57,7 @@ static dt_status_t status_of(int err) {
 static void close_fd(const dt__dial_t *m, int fd) {
   int saved = errno;
   m->d->ops.close(m->d->ops.ctx, fd);
+  dt__closed(fd); /* an event loop may be watching the number */
   errno = saved;
 }
 

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "dialtone/dial.h"
 #include "dialtone/name.h"
+#include "opreg.h"
 #include "resolver_int.h"
 
 struct dt_dialer {
@@ -26,6 +27,9 @@ struct dt_dialer {
   bool own_resolver;
   bool has_bind;
   dt__ipaddr_t bind; /* the parsed bind_addr */
+  /* Event-loop dials started on the dialer, ended with DT_ECANCELED when
+   * it is freed (before the resolver it made goes). */
+  dt__opreg_t opreg;
 };
 
 /* Addresses kept per family: together at most DT_DIAL_MAX_ATTEMPTS, so

@@ -83,6 +83,11 @@ dt_status_t dt_dialer_new(const dt_dial_opts_t *opts, dt_dialer_t **out) {
   dt__sockops_init(&d->ops, opts->sockops);
   d->clock.now_us = opts->clock_us;
   d->clock.ctx = opts->clock_ctx;
+  st = dt__opreg_init(&d->opreg);
+  if (st != DT_OK) {
+    dt__free(d);
+    return st;
+  }
   if (opts->resolver != NULL) {
     d->resolver = opts->resolver;
   } else {
@@ -92,6 +97,7 @@ dt_status_t dt_dialer_new(const dt_dial_opts_t *opts, dt_dialer_t **out) {
     ro.clock_ctx = opts->clock_ctx;
     st = dt_resolver_new(&ro, &d->resolver);
     if (st != DT_OK) {
+      dt__opreg_destroy(&d->opreg);
       dt__free(d);
       return st;
     }
@@ -105,6 +111,10 @@ void dt_dialer_free(dt_dialer_t *d) {
   if (d == NULL) {
     return;
   }
+  /* Loop dials end first, callbacks included, while the resolver they
+   * look names up with is still there. */
+  dt__opreg_abort_all(&d->opreg);
+  dt__opreg_destroy(&d->opreg);
   if (d->own_resolver) {
     dt_resolver_free(d->resolver);
   }

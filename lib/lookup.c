@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "closefd.h"
 #include "resolver_int.h"
 
 /* ---- the address lookup machine ------------------------------------ */
@@ -18,7 +19,7 @@ static void lookup_start_candidate(dt_lookup_t *l);
 
 static void share_close(dt_lookup_t *l) {
   if (l->share.fd >= 0) {
-    close(l->share.fd);
+    dt__close(l->share.fd);
     l->share.fd = -1;
   }
 }
@@ -289,6 +290,11 @@ void dt__lookup_process(dt_lookup_t *l, const struct pollfd *pfd, size_t n) {
   if (dt__lookup_done_questions(l)) {
     lookup_settle(l);
   }
+}
+
+size_t dt__lookup_addrs(const dt_lookup_t *l, dt_addr_t *addrs, size_t max) {
+  size_t n = dt__answer_addrs(l->answers[0], addrs, max);
+  return n + dt__answer_addrs(l->answers[1], addrs + n, max - n);
 }
 
 bool dt__lookup_peek(const dt_lookup_t *l, int family, dt_addr_t *addrs,

@@ -165,7 +165,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     return DT_ENOMEM;
   }
   bool lock_ok = false, rw_ok = false, reload_ok = false, flight_ok = false,
-       prefetch_ok = false;
+       prefetch_ok = false, opreg_ok = false;
   r->clock.now_us = opts->clock_us;
   r->clock.ctx = opts->clock_ctx;
   r->timeout_ms = 2000;
@@ -289,6 +289,11 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     goto done;
   }
   prefetch_ok = true;
+  st = dt__opreg_init(&r->opreg);
+  if (st != DT_OK) {
+    goto done;
+  }
+  opreg_ok = true;
 
   if (opts->cache) {
     dt_cache_config_t cc;
@@ -336,6 +341,9 @@ done:
   dt__free(conf);
   if (st != DT_OK) {
     dt__cache_free(r->cache);
+    if (opreg_ok) {
+      dt__opreg_destroy(&r->opreg);
+    }
     if (prefetch_ok) {
       pthread_mutex_destroy(&r->prefetch_lock);
     }
@@ -365,6 +373,10 @@ void dt_resolver_free(dt_resolver_t *r) {
   if (r == NULL) {
     return;
   }
+  /* Loop operations end first, callbacks included: they use everything
+   * below. */
+  dt__opreg_abort_all(&r->opreg);
+  dt__opreg_destroy(&r->opreg);
   for (size_t i = 0; i < DT_PREFETCH_SLOTS; i++) {
     if (r->prefetch[i] != NULL) {
       dt__rquery_cleanup(r->prefetch[i]);
@@ -404,8 +416,15 @@ void dt_resolver_get_stats(dt_resolver_t *r, dt_resolver_stats_t *out) {
 
 /* ---- public calls ---------------------------------------------------- */
 
-static dt_deadline_t overall_deadline(dt_resolver_t *r, int timeout_ms) {
+dt_deadline_t dt__resolver_deadline(const dt_resolver_t *r, int timeout_ms) {
   return dt__deadline_in(&r->clock, timeout_ms < 0 ? -1 : timeout_ms);
+}
+
+dt_status_t dt__query_begin(dt_rquery_t *q, dt_resolver_t *r, const char *name,
+                            uint16_t type, unsigned flags, int timeout_ms) {
+  dt__prefetch_poll(r);
+  return dt__rquery_start(q, r, name, type, flags,
+                          dt__resolver_deadline(r, timeout_ms), NULL);
 }
 
 dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name, uint16_t type,
@@ -414,13 +433,11 @@ dt_status_t dt_resolver_query(dt_resolver_t *r, const char *name, uint16_t type,
   if (r == NULL || name == NULL || out == NULL) {
     return DT_EINVAL;
   }
-  dt__prefetch_poll(r);
   dt_rquery_t *q = dt__malloc(sizeof(*q));
   if (q == NULL) {
     return DT_ENOMEM;
   }
-  dt_status_t st = dt__rquery_start(q, r, name, type, flags,
-                                    overall_deadline(r, timeout_ms), NULL);
+  dt_status_t st = dt__query_begin(q, r, name, type, flags, timeout_ms);
   if (st != DT_OK) {
     dt__free(q);
     return st;
@@ -565,13 +582,14 @@ static void addrs_hit(const dt_cache_hit_t *hit, void *ctx) {
 /* Answers a lookup from the cache alone, allocating nothing: true when
  * every question of the search had an entry. */
 static bool lookup_from_cache(dt_resolver_t *r, const char *host,
-                              const char *norm, int family, dt_addr_t *addrs,
-                              size_t max, size_t *count, dt_status_t *status) {
+                              const char *norm, int family, unsigned flags,
+                              dt_addr_t *addrs, size_t max, size_t *count,
+                              dt_status_t *status) {
   static const uint16_t types[2] = {DT_TYPE_AAAA, DT_TYPE_A};
   static const int families[2] = {AF_INET6, AF_INET};
   int cand[DT_MAX_CANDIDATES];
   char qname[DT_NAME_BUFSIZE];
-  size_t ncand = dt__candidates(r, host, 0, cand);
+  size_t ncand = dt__candidates(r, host, flags, cand);
   bool nodata = false;
   for (size_t c = 0; c < ncand; c++) {
     size_t qlen = 0;
@@ -728,6 +746,45 @@ dt__pre_t dt__resolver_hosts_or_literal(dt_resolver_t *r, const char *host,
   return DT__PRE_NONE;
 }
 
+dt__resolve_pre_t dt__resolve_pre(dt_resolver_t *r, const char *host,
+                                  int family, unsigned flags, dt_addr_t *addrs,
+                                  size_t max, size_t *count, dt_status_t *st) {
+  dt__prefetch_poll(r);
+  dt_addr_t lit;
+  if (parse_literal(host, &lit)) {
+    if (family != AF_UNSPEC && family != lit.addr.ss_family) {
+      *st = DT_ENODATA;
+      return DT__RESOLVE_DONE;
+    }
+    addrs[0] = lit;
+    *count = 1;
+    *st = DT_OK;
+    return DT__RESOLVE_DONE;
+  }
+  char norm[DT_NAME_BUFSIZE];
+  *st = dt_name_normalize(host, norm, sizeof(norm));
+  if (*st != DT_OK) {
+    if (*st == DT_ENAMETOOLONG) {
+      *st = DT_EBADNAME;
+    }
+    return DT__RESOLVE_FAIL;
+  }
+  if (r->hosts_path != NULL) {
+    size_t n = hosts_answer(r, host, family, addrs, max);
+    if (n > 0) {
+      ADD(r, hosts_hits);
+      *count = n;
+      *st = DT_OK;
+      return DT__RESOLVE_DONE;
+    }
+  }
+  if (r->cache != NULL && !(flags & DT_QUERY_NOCACHE) &&
+      lookup_from_cache(r, host, norm, family, flags, addrs, max, count, st)) {
+    return DT__RESOLVE_DONE;
+  }
+  return DT__RESOLVE_ASK;
+}
+
 dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
                                      int family, int timeout_ms,
                                      dt_addr_t *addrs, size_t max,
@@ -736,45 +793,22 @@ dt_status_t dt_resolver_lookup_addrs(dt_resolver_t *r, const char *host,
       (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)) {
     return DT_EINVAL;
   }
-  dt__prefetch_poll(r);
-  dt_addr_t lit;
-  if (parse_literal(host, &lit)) {
-    if (family != AF_UNSPEC && family != lit.addr.ss_family) {
-      return DT_ENODATA;
-    }
-    addrs[0] = lit;
-    *count = 1;
-    return DT_OK;
-  }
-  char norm[DT_NAME_BUFSIZE];
-  dt_status_t st = dt_name_normalize(host, norm, sizeof(norm));
-  if (st != DT_OK) {
-    return st == DT_ENAMETOOLONG ? DT_EBADNAME : st;
-  }
-  if (r->hosts_path != NULL) {
-    size_t n = hosts_answer(r, host, family, addrs, max);
-    if (n > 0) {
-      ADD(r, hosts_hits);
-      *count = n;
-      return DT_OK;
-    }
-  }
-  if (r->cache != NULL &&
-      lookup_from_cache(r, host, norm, family, addrs, max, count, &st)) {
+  dt_status_t st;
+  if (dt__resolve_pre(r, host, family, 0, addrs, max, count, &st) !=
+      DT__RESOLVE_ASK) {
     return st;
   }
   dt_lookup_t *l = dt__malloc(sizeof(*l));
   if (l == NULL) {
     return DT_ENOMEM;
   }
-  st = dt__lookup_start(l, r, host, family, 0, overall_deadline(r, timeout_ms));
+  st = dt__lookup_start(l, r, host, family, 0,
+                        dt__resolver_deadline(r, timeout_ms));
   if (st == DT_OK) {
     st = dt__lookup_run(l);
   }
   if (st == DT_OK) {
-    size_t n = dt__answer_addrs(l->answers[0], addrs, max);
-    n += dt__answer_addrs(l->answers[1], addrs + n, max - n);
-    *count = n;
+    *count = dt__lookup_addrs(l, addrs, max);
   }
   dt__lookup_cleanup(l);
   dt__free(l);

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "dt_uthash.h"
 #include "dialtone/resolver.h"
+#include "opreg.h"
 #include "transport.h"
 
 typedef struct {
@@ -82,6 +83,9 @@ struct dt_resolver {
 
   dt_ex_counters_t ex; /* updated by exchanges, atomically */
   uint64_t timeouts, failovers, truncated, edns_fallbacks, hosts_hits;
+  /* Event-loop operations started on the resolver (loop_ops.c), ended
+   * with DT_ECANCELED when it is freed. */
+  dt__opreg_t opreg;
 };
 
 /* A UDP socket both questions of an address lookup send on while they ask
@@ -228,5 +232,27 @@ dt__pre_t dt__resolver_hosts_or_literal(dt_resolver_t *r, const char *host,
                                         size_t max, size_t *n);
 /* Writes the A/AAAA records of an answer as addresses; returns how many. */
 size_t dt__answer_addrs(const dt_answer_t *a, dt_addr_t *addrs, size_t max);
+/* The addresses of a finished lookup, IPv6 first; returns how many. */
+size_t dt__lookup_addrs(const dt_lookup_t *l, dt_addr_t *addrs, size_t max);
+
+/* What an address lookup does before DNS, for dt_resolver_lookup_addrs()
+ * and dt_resolve_start() alike: advances prefetches, then answers an IP
+ * literal, a hosts-file name or a name whose questions are all cached
+ * (unless flags say DT_QUERY_NOCACHE), without allocating. */
+typedef enum {
+  DT__RESOLVE_FAIL = 0, /* bad input: *st says why (DT_EBADNAME) */
+  DT__RESOLVE_DONE,     /* answered: *st, and addrs and *count on DT_OK */
+  DT__RESOLVE_ASK,      /* ask DNS: start a dt_lookup_t */
+} dt__resolve_pre_t;
+dt__resolve_pre_t dt__resolve_pre(dt_resolver_t *r, const char *host,
+                                  int family, unsigned flags, dt_addr_t *addrs,
+                                  size_t max, size_t *count, dt_status_t *st);
+/* The overall deadline of a call given timeout_ms (negative: none beyond
+ * the resolver's tries). */
+dt_deadline_t dt__resolver_deadline(const dt_resolver_t *r, int timeout_ms);
+/* The start of dt_resolver_query() and dt_query_start(): advances
+ * prefetches and starts the question (see dt__rquery_start). */
+dt_status_t dt__query_begin(dt_rquery_t *q, dt_resolver_t *r, const char *name,
+                            uint16_t type, unsigned flags, int timeout_ms);
 
 #endif

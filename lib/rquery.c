@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "closefd.h"
 #include "name.h"
 #include "resolver_int.h"
 
@@ -633,8 +634,8 @@ static size_t flight_key(const dt_rquery_t *q, uint8_t *key) {
 
 static void flight_free(dt_flight_t *f) {
   if (f->pipe[0] >= 0) {
-    close(f->pipe[0]);
-    close(f->pipe[1]);
+    dt__close(f->pipe[0]);
+    dt__close(f->pipe[1]);
   }
   dt_answer_free(f->answer);
   dt__free(f);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "closefd.h"
 #include "transport.h"
 
 #define COUNT(ex, field)                                                       \
@@ -99,10 +100,8 @@ static dt_status_t open_connected(const struct sockaddr *server,
    * datagrams from other sources; we still check the source ourselves. */
   if (connect(*fd, server, server_len) != 0 && errno != EINPROGRESS) {
     dt_status_t st = dt_status_from_errno(errno);
-    int saved = errno;
-    close(*fd);
+    dt__close(*fd);
     *fd = -1;
-    errno = saved;
     return st;
   }
   return DT_OK;
@@ -368,7 +367,7 @@ const uint8_t *dt__exchange_reply(const dt_exchange_t *ex, size_t *len) {
 
 void dt__exchange_close(dt_exchange_t *ex) {
   if (ex->fd >= 0 && !ex->borrowed) {
-    close(ex->fd);
+    dt__close(ex->fd);
   }
   ex->fd = -1;
   ex->borrowed = false;
