@@ -323,8 +323,6 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max;
     (void)setrlimit(RLIMIT_NOFILE, &rl);
   }
-  int fds_before = open_fds();
-
   app_t app;
   memset(&app, 0, sizeof(app));
   app.verbose = verbose;
@@ -335,6 +333,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   app.uv = &uv;
+  /* Counted with the libuv loop open, and again before it is closed:
+   * libuv keeps a few descriptors of its own for the whole process (its
+   * signal pipe), which are no leak of dialtone's. */
+  int fds_before = open_fds();
   uv_timer_init(&uv, &app.timer);
   app.timer.data = &app;
 
@@ -434,10 +436,10 @@ int main(int argc, char **argv) {
   }
   uv_close((uv_handle_t *)&app.timer, NULL);
   uv_run(&uv, UV_RUN_DEFAULT);
+  int fds_after = open_fds();
   uv_loop_close(&uv);
   free(app.polls);
   free(ops);
-  int fds_after = open_fds();
 
   printf("lookups: %zu completed, %zu ok\n", app.lookups_done, app.lookups_ok);
   printf("dials: %zu completed, %zu ok\n", app.dials_done, app.dials_ok);

@@ -95,7 +95,7 @@ check() {
       name = $2
       if (name !~ /^n[0-9]+\.loop\.test$/ || $3 != "ok" || NF != 5) { print; next }
       i = substr(name, 2, index(name, ".") - 2) + 0
-      v6 = sprintf("2001:db8::%x", i)
+      v6 = i ? sprintf("2001:db8::%x", i) : "2001:db8::"
       v4 = sprintf("198.18.%d.%d", int(i / 256), i % 256)
       if ($4 != v6 || $5 != v4 || seen[i]++) { print; next }
       good++
