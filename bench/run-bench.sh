@@ -410,7 +410,10 @@ section_loop() {
     echo "list, no hosts file. c-ares runs through its socket-state callback and epoll (never select), once"
     echo "with its default socket options and once with ARES_OPT_SOCK_RCVBUF 4 MiB (the kernel caps it at"
     echo "rmem_max). dialtone runs on one \`dt_loop_t\`, through its watch/timer callbacks and epoll, and"
-    echo "through \`dt_loop_run\` (poll). Ratios: this contender's median ÷ dialtone-epoll's at the same K."
+    echo "through \`dt_loop_run\` (poll). Client CPU per lookup: bench_loop's own user + system time over a run"
+    echo "÷ its lookups (NSD's is not in it); it moves less than the rate when other work shares the machine."
+    echo "Ratios (tables and loop.tsv): this contender's median ÷ dialtone-epoll's at the same K, for lookups/s"
+    echo "and for CPU µs per lookup alike."
     echo
   } >"$out_md"
   common="-s 127.0.0.1:$port -d $zone -n $loop_names -r $loop_runs -T $out_tsv"
