@@ -23,7 +23,7 @@
 #                         filling caches (default 120)
 #   DT_BENCH_LOOP_NAMES   lookups per run of the loop section (default
 #                         DT_BENCH_NAMES; at most DT_BENCH_NAMES + WARM)
-#   DT_BENCH_LOOP_RUNS    its runs per contender and K (default 5)
+#   DT_BENCH_LOOP_RUNS    its runs per contender and K (default 7)
 #
 # Needs the Debian packages nsd (the server), util-linux (unshare, taskset,
 # mount), iproute2 (ip, to bring lo up in the namespace) and coreutils.
@@ -91,7 +91,7 @@ want cache || mem_names=0
 if want loop; then
   loop_bench="$build/bench/bench_loop"
   loop_names=${DT_BENCH_LOOP_NAMES:-$names}
-  loop_runs=${DT_BENCH_LOOP_RUNS:-5}
+  loop_runs=${DT_BENCH_LOOP_RUNS:-7}
   [ -x "$loop_bench" ] || { say "$loop_bench is not built (make bench-loop builds it)"; exit 1; }
   case $loop_names$loop_runs in *[!0-9]*) say "DT_BENCH_LOOP_NAMES and DT_BENCH_LOOP_RUNS are counts"; exit 1 ;; esac
   # The zone holds names + warm names n<i>; the loop section reuses them.
