@@ -109,7 +109,9 @@ static void emit_attempt(const dt__dial_t *m, dt_dial_event_type_t type,
 static void drop_lookup(dt__dial_t *m) {
   if (m->lookup != NULL) {
     dt__lookup_cleanup(m->lookup);
-    dt__free(m->lookup);
+    if (m->lookup != m->lookup_mem) {
+      dt__free(m->lookup);
+    }
     m->lookup = NULL;
   }
 }
@@ -580,6 +582,13 @@ static dt_status_t start_unix(dt__dial_t *m, const char *path) {
 dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
                            const char *host, uint16_t port, int timeout_ms,
                            dt_dial_report_t *report, unsigned flags) {
+  return dt__dial_start_in(m, d, host, port, timeout_ms, report, flags, NULL);
+}
+
+dt_status_t dt__dial_start_in(dt__dial_t *m, const dt_dialer_t *d,
+                              const char *host, uint16_t port, int timeout_ms,
+                              dt_dial_report_t *report, unsigned flags,
+                              dt_lookup_t *lookup_mem) {
   if (m == NULL || d == NULL || host == NULL) {
     return DT_EINVAL;
   }
@@ -592,6 +601,7 @@ dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
     return DT_EBADNAME;
   }
   memset(m, 0, offsetof(dt__dial_t, host));
+  m->lookup_mem = lookup_mem;
   m->d = d;
   m->clock = &d->clock;
   memcpy(m->host, host, hl + 1);
@@ -647,7 +657,8 @@ dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
     advance(m);
     return DT_OK;
   }
-  m->lookup = dt__malloc(sizeof(*m->lookup));
+  m->lookup =
+      m->lookup_mem != NULL ? m->lookup_mem : dt__malloc(sizeof(*m->lookup));
   if (m->lookup == NULL) {
     return DT_ENOMEM;
   }
@@ -655,9 +666,7 @@ dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
   dt_status_t st =
       dt__lookup_start(m->lookup, d->resolver, host, family, 0, m->deadline);
   if (st != DT_OK) {
-    dt__lookup_cleanup(m->lookup);
-    dt__free(m->lookup);
-    m->lookup = NULL;
+    drop_lookup(m);
     return st;
   }
   ingest(m);

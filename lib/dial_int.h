@@ -65,8 +65,9 @@ typedef struct {
 
   /* Lookup: families are indexed 0 (IPv6, AAAA) and 1 (IPv4, A). A family
    * is final once its answer is in for good, or it is not wanted. */
-  dt_lookup_t *lookup; /* owned; NULL when no DNS is (any longer) needed */
-  bool want[2];        /* the options allow the family */
+  dt_lookup_t *lookup;     /* owned; NULL when no DNS is (any longer) needed */
+  dt_lookup_t *lookup_mem; /* the caller's storage for it, or NULL */
+  bool want[2];            /* the options allow the family */
   bool final[2];
   size_t filtered;          /* addresses of a family the options exclude */
   bool started;             /* the first attempt has been made */
@@ -105,6 +106,13 @@ typedef struct {
 dt_status_t dt__dial_start(dt__dial_t *m, const dt_dialer_t *d,
                            const char *host, uint16_t port, int timeout_ms,
                            dt_dial_report_t *report, unsigned flags);
+/* dt__dial_start with storage for the lookup (NULL: allocated when a name
+ * needs DNS), which must outlive the machine: an event-loop dial embeds
+ * it, so the operation is one allocation. */
+dt_status_t dt__dial_start_in(dt__dial_t *m, const dt_dialer_t *d,
+                              const char *host, uint16_t port, int timeout_ms,
+                              dt_dial_report_t *report, unsigned flags,
+                              dt_lookup_t *lookup_mem);
 /* Fills pfd (room for DT__DIAL_MAX_POLLFDS) with what the machine waits
  * on; returns how many. */
 size_t dt__dial_pollfds(const dt__dial_t *m, struct pollfd *pfd);

@@ -27,6 +27,7 @@
 
 #include "clock.h"
 #include "dialtone/loop.h"
+#include "dt_uthash.h"
 #include "opreg.h"
 
 /* The most descriptors one operation waits on at once: a dial's two
@@ -118,5 +119,97 @@ dt_status_t dt__op_launch(dt_op_t *op, dt__opreg_t *owner, bool finished);
  * dt__loop_leave(). */
 dt_loop_t *dt__loop_enter(dt_loop_t *loop);
 void dt__loop_leave(dt_loop_t *prev);
+
+/* ---- loop.c and loop_fd.c only ------------------------------------- */
+
+#define DT__CONTAINER(ptr, type, member)                                       \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Closes noted during one step; past that every watch of the op is
+ * treated as closed, which costs announcements, never correctness. */
+#define DT__MAX_CLOSED 16
+
+/* What the timer callback was told last. */
+enum { DT__TOLD_NONE = 0, DT__TOLD_ASAP, DT__TOLD_AT };
+
+/* One descriptor some operations wait on. */
+struct dt__fdent {
+  int fd;
+  unsigned nin, nout; /* waiters wanting POLLIN, POLLOUT */
+  short told;         /* the events the watch callback holds */
+  dt__link_t waiters; /* dt__watch_t.link */
+  dt__fdent_t *spare; /* next in the loop's spare list */
+  UT_hash_handle hh;
+};
+
+struct dt_loop {
+  dt_loop_opts_t o;
+  dt_clock_t clock;
+  bool closing; /* dt_loop_free runs: no new operation */
+  size_t nops;  /* allocated, callbacks not finished: bounds the heap */
+  size_t pending;
+  dt__link_t all;   /* dt_op_t.all: every op whose callback has not run */
+  dt__link_t run;   /* dt_op_t.q: scheduled for a step */
+  dt__link_t ready; /* dt_op_t.q: waiting for delivery */
+  dt_op_t **heap;   /* by due; room for nops entries */
+  size_t nheap, heapcap;
+  dt__fdent_t *fds; /* uthash by fd */
+  size_t nfds;
+  dt__fdent_t *spare; /* entries kept for reuse */
+  struct pollfd *pfd; /* dt_loop_run's array: room for nfds */
+  size_t pfdcap;
+  int told;
+  uint64_t told_at;
+  int closed[DT__MAX_CLOSED];
+  size_t nclosed;
+  bool closed_overflow;
+};
+
+static inline void link_init(dt__link_t *h) {
+  h->prev = h;
+  h->next = h;
+}
+
+static inline bool link_empty(const dt__link_t *h) {
+  return h->next == h;
+}
+
+static inline void link_push(dt__link_t *h, dt__link_t *l) {
+  l->prev = h->prev;
+  l->next = h;
+  h->prev->next = l;
+  h->prev = l;
+}
+
+static inline void link_del(dt__link_t *l) {
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  link_init(l);
+}
+
+/* Moves every element of from into the empty list to. */
+static inline void link_take(dt__link_t *to, dt__link_t *from) {
+  link_init(to);
+  if (link_empty(from)) {
+    return;
+  }
+  to->next = from->next;
+  to->prev = from->prev;
+  to->next->prev = to;
+  to->prev->next = to;
+  link_init(from);
+}
+
+/* loop_fd.c: brings op's watches in line with what its machine waits on
+ * now (DT_ENOMEM when a descriptor cannot be added); drops them all; marks
+ * the waiters of a ready descriptor and schedules them; forgets the
+ * numbers noted closed; frees the spare entries. */
+dt_status_t dt__fds_rewatch(dt_loop_t *l, dt_op_t *op);
+void dt__fds_unwatch(dt_loop_t *l, dt_op_t *op);
+void dt__fds_ready(dt_loop_t *l, int fd, short revents);
+void dt__fds_forget_closed(dt_loop_t *l);
+void dt__fds_free(dt_loop_t *l);
+/* loop.c: queues a running op for a step. */
+void dt__loop_schedule(dt_loop_t *l, dt_op_t *op);
 
 #endif

@@ -262,7 +262,8 @@ typedef struct {
   dt_op_t op;
   dt_dial_cb cb;
   bool machine; /* m holds sockets, a lookup or the winner */
-  dt__dial_t m; /* last: large */
+  dt__dial_t m;
+  dt_lookup_t lookup; /* m's, when the host needs DNS */
 } dial_op_t;
 
 static size_t dial_pollfds(dt_op_t *op, struct pollfd *pfd) {
@@ -327,7 +328,7 @@ dt_status_t dt_dial_start(dt_loop_t *loop, dt_dialer_t *d, const char *host,
   o->cb = cb;
   o->machine = false;
   dt_loop_t *prev = dt__loop_enter(loop);
-  st = dt__dial_start(&o->m, d, host, port, timeout_ms, NULL, 0);
+  st = dt__dial_start_in(&o->m, d, host, port, timeout_ms, NULL, 0, &o->lookup);
   if (st == DT_OK) {
     o->machine = true;
     if (o->m.done && start_failure(o->m.status)) {
@@ -355,8 +356,14 @@ dt_status_t dt_dial_start(dt_loop_t *loop, dt_dialer_t *d, const char *host,
 
 /* ---- dt_pool_acquire_start ----------------------------------------------- */
 
-/* The pool's acquire machine plugs in here as a fourth kind. Until then
- * the call is declared but refuses to start. */
+/* The pool's acquire machine (dt__pacq_*) plugs in here as a fourth kind,
+ * shaped like the dial above: a struct with dt_op_t first, the machine and
+ * the connection it hands over; pollfds, deadline and process from the
+ * machine (process takes the connection and cleans the machine up once it
+ * is done); discard cleans up a running machine or gives a connection not
+ * delivered back with dt_pool_release(); deliver calls the callback; the
+ * start registers with the pool's dt__opreg_t (aborted at the top of
+ * dt_pool_free). Until then the call refuses to start. */
 dt_status_t dt_pool_acquire_start(dt_loop_t *loop, dt_pool_t *pool,
                                   const char *host, uint16_t port,
                                   int timeout_ms, dt_pool_acquire_cb cb,

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +47,14 @@ static uint64_t fake_off;
 static uint64_t test_clock(void *ctx) {
   (void)ctx;
   return dt__now_us() + fake_off;
+}
+
+/* A clock that moves only when a test moves it. */
+static uint64_t manual_us;
+
+static uint64_t manual_clock(void *ctx) {
+  (void)ctx;
+  return manual_us;
 }
 
 static const char *zone[] = {
@@ -166,6 +175,7 @@ typedef struct {
   const char *hosts;
   const char *servers[2];
   size_t nservers;
+  uint64_t (*clock)(void *ctx);
 } ropts_t;
 
 static ropts_t ropts(void) {
@@ -176,6 +186,7 @@ static ropts_t ropts(void) {
   o.hosts = "";
   o.servers[0] = server;
   o.nservers = 1;
+  o.clock = test_clock;
   return o;
 }
 
@@ -189,7 +200,7 @@ static dt_resolver_t *resolver_with(const ropts_t *ro) {
   o.prefetch = ro->prefetch;
   o.timeout_ms = ro->timeout_ms;
   o.attempts = ro->attempts;
-  o.clock_us = test_clock;
+  o.clock_us = ro->clock;
   dt_resolver_t *r = NULL;
   assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
   return r;
@@ -423,7 +434,7 @@ static void ep_timer(void *ctx, int ms) {
   e->at_us = dt__now_us() + (uint64_t)(ms < 0 ? 0 : ms) * MS;
 }
 
-static ep_t *ep_new(void) {
+static ep_t *ep_new_clock(uint64_t (*clock)(void *ctx)) {
   ep_t *e = calloc(1, sizeof(*e));
   assert_non_null(e);
   e->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -434,9 +445,13 @@ static ep_t *ep_new(void) {
   o.watch_ctx = e;
   o.timer = ep_timer;
   o.timer_ctx = e;
-  o.clock_us = test_clock;
+  o.clock_us = clock;
   assert_int_equal(dt_loop_new(&o, &e->loop), DT_OK);
   return e;
+}
+
+static ep_t *ep_new(void) {
+  return ep_new_clock(test_clock);
 }
 
 static void ep_free(ep_t *e) {
@@ -1512,8 +1527,37 @@ static void test_free_dialer_in_flight(void **state) {
   }
   dial(l, other, "slow.loop.test", 82, 5000, &res[2]);
   resolve(l, en.r, "h3.loop.test", &res[3]);
+  /* Connected, not delivered: its socket is closed by the free. */
+  char dir[] = "/tmp/dt-test-loop-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128], host[140];
+  snprintf(path, sizeof(path), "%s/s.sock", dir);
+  snprintf(host, sizeof(host), "unix:%s", path);
+  int ul = -1;
+  assert_int_equal(dt_listen_unix(NULL, path, &ul), DT_OK);
+  res_t done;
+  res_init(&done, 1);
+  dial(l, en.d, host, 0, 1000, &done);
   assert_int_equal(dt_loop_process(l, NULL, 0), DT_OK);
+  assert_int_equal(done.calls, 1); /* that step delivered it */
+  assert_int_equal(done.st, DT_OK);
+  close(done.fd);
+  res_init(&done, 1);
+  dial(l, en.d, host, 0, 1000, &done);
   dt_dialer_free(en.d);
+  assert_int_equal(done.calls, 1);
+  assert_int_equal(done.st, DT_ECANCELED);
+  assert_int_equal(done.fd, -1);
+  for (int i = 0; i < 2; i++) {
+    int c = accept(ul, NULL, NULL);
+    assert_true(c >= 0);
+    char b;
+    assert_int_equal(read(c, &b, 1), 0);
+    close(c);
+  }
+  close(ul);
+  unlink(path);
+  rmdir(dir);
   assert_int_equal(res[0].st, DT_ECANCELED);
   assert_int_equal(res[1].st, DT_ECANCELED);
   assert_int_equal(res[0].calls + res[1].calls, 2);
@@ -1529,6 +1573,17 @@ static void test_free_dialer_in_flight(void **state) {
   close(filler);
   close(stuck);
   assert_int_equal(open_fds(), fds);
+}
+
+/* During dt_loop_free, a callback's start on that loop is refused. */
+static dt_loop_t *freeing;
+static dt_resolver_t *freeing_r;
+static dt_status_t restart_st;
+
+static void restart(void *user) {
+  res_t *r = user;
+  restart_st = dt_resolve_start(freeing, freeing_r, "192.0.2.4", AF_UNSPEC, 0,
+                                -1, on_resolve, r, NULL);
 }
 
 static void test_free_loop_in_flight(void **state) {
@@ -1552,7 +1607,12 @@ static void test_free_loop_in_flight(void **state) {
   assert_true(e->armed);
   dt_loop_t *l = e->loop;
   e->loop = NULL;
+  freeing = l;
+  freeing_r = en.r;
+  restart_st = DT_OK;
+  res[0].then = restart;
   dt_loop_free(l);
+  assert_int_equal(restart_st, DT_EINVAL);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(res[i].calls, i == 3 ? 2 : 1);
     assert_int_equal(res[i].st, DT_ECANCELED);
@@ -1866,6 +1926,158 @@ static void test_prefetch_on_loop(void **state) {
   dt_resolver_free(r);
 }
 
+/* Deadlines come due in order: lookups of a name nobody answers, started
+ * with shuffled limits, time out in the order of their limits, whether one
+ * step or several handle them. On a clock the test moves, so slow starts
+ * (valgrind) do not shift the deadlines. The timer is told again when it
+ * fired early. */
+static void test_deadline_order(void **state) {
+  (void)state;
+  fakedns_behaviour_t b;
+  fakedns_behaviour_init(&b);
+  b.black_hole = true;
+  assert_int_equal(fakedns_set_behaviour(srv, "hole.loop.test", 0, &b), DT_OK);
+  manual_us = 1000000;
+  ropts_t ro = ropts();
+  ro.clock = manual_clock;
+  dt_resolver_t *r = resolver_with(&ro);
+  ep_t *e = ep_new_clock(manual_clock);
+  enum { N = 40 };
+  res_t res[N];
+  res_init(res, N);
+  int limit[N];
+  for (int i = 0; i < N; i++) {
+    limit[i] = 100 + 7 * ((i * 17) % N); /* a permutation of 0..N-1 */
+    in_call = true;
+    assert_int_equal(dt_resolve_start(e->loop, r, "hole.loop.test", AF_UNSPEC,
+                                      0, limit[i], on_resolve, &res[i], NULL),
+                     DT_OK);
+    in_call = false;
+  }
+  assert_int_equal(dt_loop_timeout_ms(e->loop), 100);
+  assert_true(e->armed);
+  assert_int_equal(e->last_ms, 100);
+  /* The program's timer fires early: told again. */
+  int calls = e->timer_calls;
+  assert_int_equal(dt_loop_process(e->loop, NULL, 0), DT_OK);
+  assert_int_equal(e->timer_calls, calls + 1);
+  assert_int_equal(e->last_ms, 100);
+  manual_us += 60 * MS;
+  assert_int_equal(dt_loop_process(e->loop, NULL, 0), DT_OK);
+  assert_int_equal(e->last_ms, 40);
+  /* Then 20 ms at a time: about three come due per step. */
+  for (int k = 0; k < 100 && dt_loop_pending(e->loop) > 0; k++) {
+    manual_us += 20 * MS;
+    assert_int_equal(dt_loop_process(e->loop, NULL, 0), DT_OK);
+    ep_check(e, true);
+  }
+  assert_int_equal(dt_loop_pending(e->loop), 0);
+  assert_int_equal(e->last_ms, -1);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(res[i].calls, 1);
+    assert_int_equal(res[i].st, DT_ETIMEDOUT);
+    for (int j = 0; j < N; j++) {
+      if (limit[j] < limit[i]) {
+        assert_true(res[j].seq < res[i].seq);
+      }
+    }
+  }
+  ep_free(e);
+  dt_resolver_free(r);
+  fakedns_set_behaviour(srv, "hole.loop.test", 0, NULL);
+}
+
+/* Loops on two threads and a blocking caller on a third share one
+ * resolver and its cache: identical questions coalesce across them (a
+ * loop's waiter wakes on another thread's flight), and every answer is
+ * right. */
+enum { SHARED_NAMES = 150 };
+
+typedef struct {
+  dt_resolver_t *r;
+  bool blocking;
+  int ok;
+} sharer_t;
+
+static void shared_cb(void *user, dt_status_t st, const dt_addr_t *a,
+                      size_t n) {
+  int *ok = user;
+  if (st == DT_OK && n == 2 && a[0].addr.ss_family == AF_INET6) {
+    (*ok)++;
+  }
+}
+
+static void *sharer(void *arg) {
+  sharer_t *s = arg;
+  if (s->blocking) {
+    for (int i = 0; i < SHARED_NAMES; i++) {
+      char name[64];
+      name_of(i, name, sizeof(name));
+      dt_addr_t a[4];
+      size_t n = 0;
+      if (dt_resolver_lookup_addrs(s->r, name, AF_UNSPEC, -1, a, 4, &n) ==
+              DT_OK &&
+          n == 2) {
+        s->ok++;
+      }
+    }
+    return NULL;
+  }
+  dt_loop_t *l = NULL;
+  if (dt_loop_new(NULL, &l) != DT_OK) {
+    return NULL;
+  }
+  for (int i = 0; i < SHARED_NAMES; i++) {
+    char name[64];
+    name_of(i, name, sizeof(name));
+    if (dt_resolve_start(l, s->r, name, AF_UNSPEC, 0, -1, shared_cb, &s->ok,
+                         NULL) != DT_OK) {
+      break;
+    }
+  }
+  dt_loop_run(l, 30000);
+  dt_loop_free(l);
+  return NULL;
+}
+
+static void test_threads_share_resolver(void **state) {
+  (void)state;
+  int fds = open_fds();
+  ropts_t ro = ropts();
+  ro.cache = true;
+  ro.timeout_ms = 5000;
+  dt_resolver_t *r = resolver_with(&ro);
+  sharer_t s[3];
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++) {
+    s[i].r = r;
+    s[i].blocking = i == 2;
+    s[i].ok = 0;
+    assert_int_equal(pthread_create(&t[i], NULL, sharer, &s[i]), 0);
+  }
+  for (int i = 0; i < 3; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(s[i].ok, SHARED_NAMES);
+  }
+  dt_cache_stats_t cs;
+  dt_cache_get_stats(r, &cs);
+  print_message("%llu questions coalesced across threads\n",
+                (unsigned long long)cs.coalesced);
+  /* Three askers of each name, mostly one query: the others waited for it
+   * or hit its answer (a few races between a miss and a flight ending may
+   * ask again). */
+  unsigned asked = 0;
+  for (int i = 0; i < SHARED_NAMES; i++) {
+    char name[64];
+    name_of(i, name, sizeof(name));
+    asked += fakedns_count(srv, name, DT_TYPE_A, FAKEDNS_UDP);
+  }
+  print_message("%u A queries for %d names\n", asked, SHARED_NAMES);
+  assert_true(asked >= SHARED_NAMES && asked < 2 * SHARED_NAMES);
+  dt_resolver_free(r);
+  assert_int_equal(open_fds(), fds);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_basics, reset),
@@ -1890,6 +2102,8 @@ int main(void) {
       cmocka_unit_test_setup(test_fd_number_reuse_dial, reset),
       cmocka_unit_test_setup(test_contract, reset),
       cmocka_unit_test_setup(test_prefetch_on_loop, reset),
+      cmocka_unit_test_setup(test_deadline_order, reset),
+      cmocka_unit_test_setup(test_threads_share_resolver, reset),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

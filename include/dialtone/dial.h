@@ -165,7 +165,10 @@ DT_EXTERN dt_status_t dt_dialer_new(const dt_dial_opts_t *opts,
                                     dt_dialer_t **out);
 
 /** Frees a dialer (and the resolver it made, not a borrowed one); NULL
- * does nothing. No dial may be running on it. */
+ * does nothing. No dial may be running on it. Event-loop dials started on
+ * it (dt_dial_start()) that have not completed end first: each callback
+ * runs once with DT_ECANCELED inside this call, on the calling thread, so
+ * call it from the thread that runs those loops. */
 DT_EXTERN void dt_dialer_free(dt_dialer_t *d);
 
 /** One connection attempt of a dial. */

@@ -105,8 +105,9 @@ DT_EXTERN dt_status_t dt_loop_new(const dt_loop_opts_t *opts,
 
 /**
  * Frees a loop; NULL does nothing. Operations still in flight stop, and
- * their callbacks run with DT_ECANCELED before it returns. Not from inside
- * a callback of this loop.
+ * their callbacks run with DT_ECANCELED before it returns; operations
+ * those callbacks try to start on this loop fail with DT_EINVAL. Not from
+ * inside a callback of this loop.
  */
 DT_EXTERN void dt_loop_free(dt_loop_t *loop);
 

@@ -159,7 +159,13 @@ DT_EXTERN void dt_resolver_opts_init(dt_resolver_opts_t *opts);
 DT_EXTERN dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
                                       dt_resolver_t **out);
 
-/** Frees a resolver; NULL does nothing. No call may be running on it. */
+/**
+ * Frees a resolver; NULL does nothing. No call may be running on it.
+ * Event-loop operations started on it (dt_resolve_start(),
+ * dt_query_start()) that have not completed end first: each callback runs
+ * once with DT_ECANCELED inside this call, on the calling thread, so call
+ * it from the thread that runs those loops.
+ */
 DT_EXTERN void dt_resolver_free(dt_resolver_t *r);
 
 /** One resource record of an answer. Borrowed from its dt_answer_t. */
