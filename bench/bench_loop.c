@@ -24,6 +24,9 @@
  *                   callback and epoll
  *   cares-rcvbuf    the same with ARES_OPT_SOCK_RCVBUF (-b, default 4 MiB;
  *                   the kernel caps it at net.core.rmem_max)
+ *   raw-shared      a reference, not a contender: no library, 16 shared
+ *                   UDP sockets and hand-built queries (see below), the
+ *                   ceiling one thread reaches against this server
  * Both libraries get the same settings otherwise: the server, no search
  * list, a 2000 ms timeout, one try, and no hosts file (dialtone's
  * hosts = "", c-ares's lookups = "b"). Neither may answer from a cache:
@@ -71,16 +74,18 @@ typedef enum {
   C_DT_RUN,
   C_CARES,
   C_CARES_RCVBUF,
+  C_RAW,
   NCONTENDERS
 } contender_t;
 
 static const char *const contender_key[NCONTENDERS] = {
-    "dialtone-epoll", "dialtone-run", "cares", "cares-rcvbuf"};
+    "dialtone-epoll", "dialtone-run", "cares", "cares-rcvbuf", "raw-shared"};
 static const char *const contender_label[NCONTENDERS] = {
     "dialtone `dt_resolve_start`, epoll via watch/timer callbacks",
     "dialtone `dt_resolve_start`, `dt_loop_run` (poll)",
     "c-ares `ares_getaddrinfo`, default socket options, epoll",
     "c-ares `ares_getaddrinfo`, ARES_OPT_SOCK_RCVBUF, epoll",
+    "reference, no library: 16 shared UDP sockets, hand-built queries, epoll",
 };
 
 typedef struct {
@@ -198,6 +203,12 @@ struct run {
 #ifdef DT_BENCH_CARES
   ares_channel ch;
 #endif
+  /* raw-shared */
+  int raw_fd[16];
+  uint32_t *raw_owner; /* by query ID: 1 + (name << 1 | is_aaaa), or 0 */
+  uint8_t *raw_state;  /* by name: bits 1 A right, 2 AAAA right, 4 wrong,
+                          8 A in, 16 AAAA in */
+  uint16_t raw_seq;
 };
 
 static bool start_one(run_t *r, size_t i);
@@ -543,6 +554,191 @@ static void cares_teardown(run_t *r) {
 }
 #endif
 
+/* ---- reference: raw sockets ---------------------------------------------
+ *
+ * Not a contender: what one thread gets from the server with no library at
+ * all, as a ceiling to judge the others by. Sixteen connected UDP sockets
+ * made before the clock starts, each with a 4 MiB receive buffer, carry
+ * every lookup's two questions (built by hand, no EDNS); replies are
+ * matched by ID alone and their first answer checked against the zone.
+ * No retries: a lost reply ends the run after 2 s of silence. Nothing a
+ * resolver must do (random ports per query, question checks, CNAMEs,
+ * caching, sorting) is done. */
+
+#define RAW_SOCKETS 16
+
+static void raw_setup(run_t *r) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  socklen_t len;
+  char host[INET6_ADDRSTRLEN + 2];
+  const char *s = r->cf->server;
+  const char *colon = s[0] == '[' ? strstr(s, "]:") : strrchr(s, ':');
+  size_t hl = colon != NULL ? (size_t)(colon - s) : 0;
+  if (colon == NULL || hl >= sizeof(host)) {
+    die("raw-shared: bad server %s", s);
+  }
+  memcpy(host, s[0] == '[' ? s + 1 : s, s[0] == '[' ? hl - 1 : hl);
+  host[s[0] == '[' ? hl - 1 : hl] = '\0';
+  int port = atoi(colon + (s[0] == '[' ? 2 : 1));
+  struct sockaddr_in v4;
+  struct sockaddr_in6 v6;
+  memset(&v4, 0, sizeof(v4));
+  memset(&v6, 0, sizeof(v6));
+  if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons((uint16_t)port);
+    memcpy(&ss, &v4, sizeof(v4));
+    len = sizeof(v4);
+  } else if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons((uint16_t)port);
+    memcpy(&ss, &v6, sizeof(v6));
+    len = sizeof(v6);
+  } else {
+    die("raw-shared: bad server %s", s);
+  }
+  for (int j = 0; j < RAW_SOCKETS; j++) {
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int buf = 4 * 1024 * 1024;
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) != 0 ||
+        connect(fd, (const struct sockaddr *)&ss, len) != 0) {
+      die("raw-shared: socket: %s", strerror(errno));
+    }
+    r->raw_fd[j] = fd;
+    ep_watch(r, fd, EPOLLIN);
+  }
+  r->raw_owner = calloc(65536, sizeof(*r->raw_owner));
+  r->raw_state = calloc(r->cf->nnames, 1);
+  if (r->raw_owner == NULL || r->raw_state == NULL) {
+    die("%s", "out of memory");
+  }
+}
+
+static bool raw_start(run_t *r, size_t i) {
+  char name[300];
+  name_of(r->cf, i, name, sizeof(name));
+  uint8_t q[320];
+  for (int aaaa = 0; aaaa < 2; aaaa++) {
+    uint16_t id = r->raw_seq++;
+    size_t n = 0;
+    memset(q, 0, 12);
+    q[0] = (uint8_t)(id >> 8);
+    q[1] = (uint8_t)id;
+    q[5] = 1; /* one question */
+    n = 12;
+    for (const char *l = name; *l != '\0';) {
+      const char *dot = strchr(l, '.');
+      size_t ll = dot != NULL ? (size_t)(dot - l) : strlen(l);
+      if (ll == 0 || ll > 63 || n + ll + 6 > sizeof(q)) {
+        return false;
+      }
+      q[n++] = (uint8_t)ll;
+      memcpy(q + n, l, ll);
+      n += ll;
+      l += ll + (dot != NULL);
+    }
+    q[n++] = 0;
+    q[n++] = 0;
+    q[n++] = aaaa ? 28 : 1;
+    q[n++] = 0;
+    q[n++] = 1; /* IN */
+    r->raw_owner[id] = 1 + (uint32_t)(i << 1 | (size_t)aaaa);
+    if (send(r->raw_fd[i % RAW_SOCKETS], q, n, 0) != (ssize_t)n) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Skips a name at p in m[0..len); returns the offset after it, or 0. */
+static size_t raw_skip_name(const uint8_t *m, size_t len, size_t p) {
+  while (p < len) {
+    if (m[p] == 0) {
+      return p + 1;
+    }
+    if ((m[p] & 0xc0) == 0xc0) {
+      return p + 2 <= len ? p + 2 : 0;
+    }
+    p += 1 + (size_t)m[p];
+  }
+  return 0;
+}
+
+static void raw_reply(run_t *r, const uint8_t *m, size_t len) {
+  if (len < 12) {
+    return;
+  }
+  uint16_t id = (uint16_t)(m[0] << 8 | m[1]);
+  uint32_t v = r->raw_owner[id];
+  if (v == 0) {
+    return;
+  }
+  r->raw_owner[id] = 0;
+  size_t i = (v - 1) >> 1;
+  bool aaaa = (v - 1) & 1;
+  uint8_t *st = &r->raw_state[i];
+  *st |= aaaa ? 16 : 8;
+  bool right = false;
+  size_t p = raw_skip_name(m, len, 12);
+  if ((m[3] & 0x0f) == 0 && m[6] == 0 && m[7] == 1 && p != 0 && p + 4 <= len) {
+    p = raw_skip_name(m, len, p + 4);
+    if (p != 0 && p + 10 <= len) {
+      size_t rdlen = (size_t)(m[p + 8] << 8 | m[p + 9]);
+      const uint8_t *rd = m + p + 10;
+      if (p + 10 + rdlen <= len && !aaaa && rdlen == 4) {
+        right = rd[0] == 198 && rd[1] == 18 && rd[2] == (uint8_t)(i >> 8) &&
+                rd[3] == (uint8_t)i;
+      } else if (p + 10 + rdlen <= len && aaaa && rdlen == 16) {
+        static const uint8_t pre[14] = {0x20, 0x01, 0x0d, 0xb8};
+        right = memcmp(rd, pre, 14) == 0 && rd[14] == (uint8_t)(i >> 8) &&
+                rd[15] == (uint8_t)i;
+      }
+    }
+  }
+  *st |= right ? (aaaa ? 2 : 1) : 4;
+  if ((*st & 24) == 24) {
+    bool ok = (*st & 7) == 3;
+    finish(r, ok, false, !ok);
+  }
+}
+
+static void raw_drive(run_t *r, int64_t limit_ns) {
+  struct epoll_event evs[RAW_SOCKETS];
+  uint8_t m[1500];
+  while (r->done < r->cf->nnames && bench_now_ns() < limit_ns) {
+    int n = epoll_wait(r->epfd, evs, RAW_SOCKETS, 2000);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      die("epoll_wait: %s", strerror(errno));
+    }
+    if (n == 0) {
+      fprintf(stderr, "bench_loop: raw-shared: replies lost, run ends\n");
+      return;
+    }
+    for (int j = 0; j < n; j++) {
+      ssize_t got;
+      while ((got = recv(evs[j].data.fd, m, sizeof(m), 0)) > 0) {
+        raw_reply(r, m, (size_t)got);
+      }
+    }
+  }
+}
+
+static void raw_teardown(run_t *r) {
+  r->stopping = true;
+  r->out.timeouts += r->inflight; /* replies that never came */
+  for (int j = 0; j < RAW_SOCKETS; j++) {
+    ep_watch(r, r->raw_fd[j], 0);
+    close(r->raw_fd[j]);
+  }
+  free(r->raw_owner);
+  free(r->raw_state);
+}
+
 static bool start_one(run_t *r, size_t i) {
   switch (r->who) {
   case C_DT_EPOLL:
@@ -553,6 +749,8 @@ static bool start_one(run_t *r, size_t i) {
   case C_CARES_RCVBUF:
     return cares_start(r, i);
 #endif
+  case C_RAW:
+    return raw_start(r, i);
   default:
     return false;
   }
@@ -583,6 +781,8 @@ static outcome_t run_once(const config_t *cf, contender_t who, size_t k,
   bool is_dt = who == C_DT_EPOLL || who == C_DT_RUN;
   if (is_dt) {
     dt_setup(&r);
+  } else if (who == C_RAW) {
+    raw_setup(&r);
   } else {
 #ifdef DT_BENCH_CARES
     cares_setup(&r);
@@ -595,6 +795,8 @@ static outcome_t run_once(const config_t *cf, contender_t who, size_t k,
   refill(&r);
   if (is_dt) {
     dt_drive(&r, limit);
+  } else if (who == C_RAW) {
+    raw_drive(&r, limit);
   } else {
 #ifdef DT_BENCH_CARES
     cares_drive(&r, limit);
@@ -611,6 +813,8 @@ static outcome_t run_once(const config_t *cf, contender_t who, size_t k,
 
   if (is_dt) {
     dt_teardown(&r);
+  } else if (who == C_RAW) {
+    raw_teardown(&r);
   } else {
 #ifdef DT_BENCH_CARES
     cares_teardown(&r);
@@ -880,23 +1084,24 @@ static void wait_ready(const config_t *cf) {
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: bench_loop [-s ADDR:PORT] [-d DOMAIN] [-n LOOKUPS] "
-          "[-k K,K,...] [-r RUNS]\n"
-          "         [-c dialtone-epoll,dialtone-run,cares,cares-rcvbuf] "
-          "[-b BYTES]\n"
-          "         [-t TITLE] [-P PLACEMENT] [-T TSVFILE] [-l SECONDS] "
-          "[-W WAIT_MS]\n"
-          "  -s  the authoritative server (default 127.0.0.1:53)\n"
-          "  -d  its zone, holding n0.DOMAIN ... (default bench.test)\n"
-          "  -n  lookups per run, one per name (default 5000)\n"
-          "  -k  lookups kept in flight (default 1,16,64,128,256)\n"
-          "  -r  runs per contender and K (default 5)\n"
-          "  -b  cares-rcvbuf's ARES_OPT_SOCK_RCVBUF (default 4194304)\n"
-          "  -P  suffix of the TSV figure names (default pinned)\n"
-          "  -T  append one TSV line per figure to this file\n"
-          "  -l  cut a run short after this many seconds (default 60)\n"
-          "  -W  wait this long for the server first (default 10000)\n");
+  fprintf(
+      stderr,
+      "usage: bench_loop [-s ADDR:PORT] [-d DOMAIN] [-n LOOKUPS] "
+      "[-k K,K,...] [-r RUNS]\n"
+      "         [-c dialtone-epoll,dialtone-run,cares,cares-rcvbuf,"
+      "raw-shared]\n"
+      "         [-b BYTES] [-t TITLE] [-P PLACEMENT] [-T TSVFILE] [-l SECONDS] "
+      "[-W WAIT_MS]\n"
+      "  -s  the authoritative server (default 127.0.0.1:53)\n"
+      "  -d  its zone, holding n0.DOMAIN ... (default bench.test)\n"
+      "  -n  lookups per run, one per name (default 5000)\n"
+      "  -k  lookups kept in flight (default 1,16,64,128,256)\n"
+      "  -r  runs per contender and K (default 5)\n"
+      "  -b  cares-rcvbuf's ARES_OPT_SOCK_RCVBUF (default 4194304)\n"
+      "  -P  suffix of the TSV figure names (default pinned)\n"
+      "  -T  append one TSV line per figure to this file\n"
+      "  -l  cut a run short after this many seconds (default 60)\n"
+      "  -W  wait this long for the server first (default 10000)\n");
   exit(2);
 }
 
@@ -953,7 +1158,8 @@ int main(int argc, char **argv) {
   cf.rcvbuf = DEFAULT_RCVBUF;
   cf.wait_ms = 10000;
   cf.run_limit_s = 60;
-  const char *contenders = "dialtone-epoll,dialtone-run,cares,cares-rcvbuf";
+  const char *contenders =
+      "dialtone-epoll,dialtone-run,cares,cares-rcvbuf,raw-shared";
   const char *ks = "1,16,64,128,256";
 
   for (int a = 1; a < argc; a++) {
