@@ -18,8 +18,12 @@
 /* ---- the timer ----------------------------------------------------------- */
 
 /* Tells the timer callback when the loop must run next, if that changed.
- * force: the program's timer just fired (it is one-shot), so even the
- * same deadline is told again. */
+ * A later deadline is not told while an earlier timer is armed: the first
+ * op of the heap usually completes before its deadline, and re-arming the
+ * program's timer on every completion (a timerfd_settime each, for many
+ * loops) costs more than one early wake-up, after which the timer is
+ * re-armed anyway. force: the program's timer just fired (it is one-shot),
+ * so even the same deadline is told again. */
 static void timer_sync(dt_loop_t *l, bool force) {
   if (l->o.timer == NULL) {
     return;
@@ -32,7 +36,7 @@ static void timer_sync(dt_loop_t *l, bool force) {
     kind = DT__TOLD_AT;
     at = l->heap[0]->due;
   }
-  if (kind == l->told && (kind != DT__TOLD_AT || at == l->told_at) &&
+  if (kind == l->told && (kind != DT__TOLD_AT || at >= l->told_at) &&
       (!force || kind == DT__TOLD_NONE)) {
     return;
   }
