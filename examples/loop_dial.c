@@ -31,8 +31,8 @@
  *
  *   examples/loop_dial -n localhost localhost 8080
  *
- * Many descriptors are open at once (a dial holds one or two sockets, a
- * lookup one per question): the program raises its soft RLIMIT_NOFILE to
+ * Many descriptors are open at once (a lookup holds one socket, a dial one
+ * per connection attempt): the program raises its soft RLIMIT_NOFILE to
  * the hard limit, and reports DT_EMFILE failures if that is not enough.
  * Exit status: 0 when every operation succeeded, 1 when some failed, 2 on
  * bad usage or a setup error. */
