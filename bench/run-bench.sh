@@ -7,12 +7,15 @@
 #   cache    repeated lookups of a cached name for dialtone, libunbound and
 #            getaddrinfo, and memory per cached entry (bench/bench_cachecmp)
 #            -> cache.md
+#   loop     lookups per second from one thread with K in flight, dialtone's
+#            event-loop API against c-ares (bench/bench_loop) -> loop.md,
+#            loop.tsv
 #
 # Each section also writes the same figures as SECTION.tsv, which
 # bench/report.sh turns into REPORT.md.
 #
 # usage: bench/run-bench.sh BUILDDIR [RESULTSDIR]
-#   DT_BENCH_SECTIONS     sections to run (default "resolve cache")
+#   DT_BENCH_SECTIONS     sections to run (default "resolve cache loop")
 #   DT_BENCH_NAMES        distinct names of the resolve section (default 5000)
 #   DT_BENCH_WARM         its warm-up names (default 50)
 #   DT_BENCH_MEM          dialtone cache sizes measured for memory per entry
@@ -21,6 +24,9 @@
 #                         goes at about 10000 names a second here)
 #   DT_BENCH_FILL_LIMIT   seconds after which the cache section stops
 #                         filling caches (default 120)
+#   DT_BENCH_LOOP_NAMES   lookups per run of the loop section (default
+#                         DT_BENCH_NAMES; at most DT_BENCH_NAMES + WARM)
+#   DT_BENCH_LOOP_RUNS    its runs per contender and K (default 7)
 #
 # Needs the Debian packages nsd (the server), util-linux (unshare, taskset,
 # mount), iproute2 (ip, to bring lo up in the namespace) and coreutils.
@@ -42,7 +48,7 @@ set -eu
 
 build=${1:?usage: run-bench.sh BUILDDIR [RESULTSDIR]}
 results=${2:-}
-sections=${DT_BENCH_SECTIONS:-resolve cache}
+sections=${DT_BENCH_SECTIONS:-resolve cache loop}
 names=${DT_BENCH_NAMES:-5000}
 warm=${DT_BENCH_WARM:-50}
 mem_sizes=${DT_BENCH_MEM-100000 1000000}
@@ -63,8 +69,8 @@ want() { # true when section $1 is to run
 # --- checks, before anything is set up -------------------------------------
 for s in $sections; do
   case $s in
-  resolve | cache) ;;
-  *) say "unknown section $s (resolve, cache)"; exit 1 ;;
+  resolve | cache | loop) ;;
+  *) say "unknown section $s (resolve, cache, loop)"; exit 1 ;;
   esac
 done
 # bench_resolve also probes NSD, so every run needs it.
@@ -85,6 +91,15 @@ for n in $mem_sizes $mem_unbound; do
   [ "$n" -gt $mem_names ] && mem_names=$n
 done
 want cache || mem_names=0
+if want loop; then
+  loop_bench="$build/bench/bench_loop"
+  loop_names=${DT_BENCH_LOOP_NAMES:-$names}
+  loop_runs=${DT_BENCH_LOOP_RUNS:-7}
+  [ -x "$loop_bench" ] || { say "$loop_bench is not built (make bench-loop builds it)"; exit 1; }
+  case $loop_names$loop_runs in *[!0-9]*) say "DT_BENCH_LOOP_NAMES and DT_BENCH_LOOP_RUNS are counts"; exit 1 ;; esac
+  # The zone holds names + warm names n<i>; the loop section reuses them.
+  [ "$loop_names" -le $((names + warm)) ] || { say "DT_BENCH_LOOP_NAMES is at most DT_BENCH_NAMES + DT_BENCH_WARM"; exit 1; }
+fi
 
 # --- into the namespaces, when we can ----------------------------------------
 skip_glibc=
@@ -378,6 +393,59 @@ section_cache() {
     -m "$(echo $mem_sizes | tr ' ' ,)" -u "$(echo $mem_unbound | tr ' ' ,)" \
     -T "$out_tsv"
   publish cache
+}
+
+# --- section: loop ---------------------------------------------------------------
+# The headline pins bench_loop and NSD to CPU 0, like the resolve section's:
+# one CPU does all the work, so a figure is the CPU time a lookup costs
+# both ends, not how well the scheduler spreads them. A second run puts
+# the client on CPU 1.
+section_loop() {
+  out_md="$tmp/loop.md"
+  out_tsv="$tmp/loop.tsv"
+  printf 'section\tfigure\tcontender\tunit\tmedian\tmin\tmax\truns\tratio_to_dialtone\n' \
+    >"$out_tsv"
+  {
+    echo "## Event-loop benchmark: lookups per second, one thread, K in flight"
+    echo
+    echo "- command: \`make bench-loop\` (bench/run-bench.sh, section loop; DT_BENCH_LOOP_NAMES=$loop_names, DT_BENCH_LOOP_RUNS=$loop_runs)"
+    machine_lines
+    echo "- c-ares $(pkg-config --modversion libcares 2>/dev/null || echo '(none)'), $("$nsd" -v 2>&1 | head -n 1); net.core.rmem_default $(cat /proc/sys/net/core/rmem_default 2>/dev/null || echo '?'), rmem_max $(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo '?')"
+    server_line
+    echo "- pinning: NSD on CPU 0; headline with bench_loop on CPU 0 too, second run with it on CPU 1"
+    echo
+    echo "Each run looks up $loop_names distinct names (A and AAAA each, AF_UNSPEC) keeping K in flight: every"
+    echo "completion starts the next name. Figure = right answers per second from the first start to the last"
+    echo "completion; failures (timeouts, errors) and wrong or incomplete answers are counted in the second table,"
+    echo "never as answers. Every run has a fresh dialtone resolver (an empty cache: names are distinct, so"
+    echo "nothing can come from it; the program checks that the cache served nothing, DT_QUERY_NOCACHE is not"
+    echo "used) or a fresh c-ares channel (c-ares 1.18 has no cache). Both: 2000 ms timeout, one try, no search"
+    echo "list, no hosts file. c-ares runs through its socket-state callback and epoll (never select), once"
+    echo "with its default socket options and once with ARES_OPT_SOCK_RCVBUF 4 MiB (the kernel caps it at"
+    echo "rmem_max). dialtone runs on one \`dt_loop_t\`, through its watch/timer callbacks and epoll, and"
+    echo "through \`dt_loop_run\` (poll). raw-shared is a reference, not a contender: no library, 16 connected UDP"
+    echo "sockets made before the clock starts (4 MiB receive buffers), hand-built questions without EDNS,"
+    echo "replies matched by ID only, no retries: the ceiling one thread reaches against this server, never"
+    echo "part of the goal. Client CPU per lookup: bench_loop's own user + system time over a run"
+    echo "÷ its lookups (NSD's is not in it); it moves less than the rate when other work shares the machine."
+    echo "Ratios (tables and loop.tsv): this contender's median ÷ dialtone-epoll's at the same K, for lookups/s"
+    echo "and for CPU µs per lookup alike."
+    echo
+  } >"$out_md"
+  common="-s 127.0.0.1:$port -d $zone -n $loop_names -r $loop_runs -T $out_tsv"
+  run_bench taskset -c 0 timeout 3000 "$loop_bench" $common -P pinned \
+    -t "Pinned: client and server on CPU 0 (headline)"
+  if [ "$ncpu" -ge 2 ]; then
+    run_bench taskset -c 1 timeout 3000 "$loop_bench" $common -P split \
+      -t "Split: client on CPU 1, server on CPU 0"
+  else
+    printf 'SKIP split run: one CPU only\n\n' >>"$out_md"
+  fi
+  publish loop.md
+  if [ -n "$results" ]; then
+    cp "$out_tsv" "$results/loop.tsv"
+    say "figures written to $results/loop.tsv"
+  fi
 }
 
 # --- the run ------------------------------------------------------------------------
