@@ -792,6 +792,111 @@ static bool svcparams_ok(const uint8_t *p, size_t n) {
   return true;
 }
 
+/* Appends a byte of a SvcParam value, escaped as RFC 9460 section A.1
+ * allows: \DDD outside printable ASCII and for the characters that
+ * delimit values. */
+static bool put_svc_char(ldns_buffer *b, uint8_t c) {
+  char e[4];
+  if (c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == '\\' || c == ';') {
+    e[0] = '\\';
+    e[1] = (char)('0' + c / 100);
+    e[2] = (char)('0' + c / 10 % 10);
+    e[3] = (char)('0' + c % 10);
+    return buf_put(b, e, 4);
+  }
+  return buf_put(b, &c, 1);
+}
+
+static const char *const svc_keys[] = {
+    "mandatory", "alpn", "no-default-alpn", "port",
+    "ipv4hint",  "ech",  "ipv6hint",
+};
+
+static bool put_svc_key(ldns_buffer *b, unsigned key) {
+  char name[16];
+  if (key < sizeof(svc_keys) / sizeof(svc_keys[0])) {
+    return buf_puts(b, svc_keys[key]);
+  }
+  snprintf(name, sizeof(name), "key%u", key);
+  return buf_puts(b, name);
+}
+
+/* Appends a list svcparams_ok() accepted in presentation form: " key=value"
+ * per parameter, values as RFC 9460 presents them (ech in base64, keys
+ * without a known shape as escaped text). */
+static bool put_svcparams(ldns_buffer *b, const uint8_t *p, size_t n) {
+  static const char b64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  while (i < n) {
+    unsigned key = rd16(p + i);
+    size_t len = rd16(p + i + 2);
+    const uint8_t *v = p + i + 4;
+    i += 4 + len;
+    if (!buf_puts(b, " ") || !put_svc_key(b, key)) {
+      return false;
+    }
+    if (key == 2) {
+      continue; /* no-default-alpn: no value */
+    }
+    if (!buf_puts(b, "=")) {
+      return false;
+    }
+    char tmp[INET6_ADDRSTRLEN + 8];
+    bool ok = true;
+    switch (key) {
+    case 0:
+      for (size_t k = 0; k < len && ok; k += 2) {
+        ok = (k == 0 || buf_puts(b, ",")) && put_svc_key(b, rd16(v + k));
+      }
+      break;
+    case 1:
+      for (size_t k = 0; k < len && ok; k += 1u + v[k]) {
+        ok = k == 0 || buf_puts(b, ",");
+        for (size_t j = 1; j <= v[k] && ok; j++) {
+          ok = put_svc_char(b, v[k + j]);
+        }
+      }
+      break;
+    case 3:
+      snprintf(tmp, sizeof(tmp), "%u", (unsigned)rd16(v));
+      ok = buf_puts(b, tmp);
+      break;
+    case 4:
+    case 6:
+      for (size_t k = 0; k < len && ok; k += key == 4 ? 4u : 16u) {
+        ok = (k == 0 || buf_puts(b, ",")) &&
+             inet_ntop(key == 4 ? AF_INET : AF_INET6, v + k, tmp,
+                       sizeof(tmp)) != NULL &&
+             buf_puts(b, tmp);
+      }
+      break;
+    case 5:
+      for (size_t k = 0; k < len && ok; k += 3) {
+        uint32_t w = (uint32_t)v[k] << 16;
+        w |= k + 1 < len ? (uint32_t)v[k + 1] << 8 : 0;
+        w |= k + 2 < len ? v[k + 2] : 0;
+        char q[4] = {b64[w >> 18], b64[(w >> 12) & 63],
+                     k + 1 < len ? b64[(w >> 6) & 63] : '=',
+                     k + 2 < len ? b64[w & 63] : '='};
+        ok = buf_put(b, q, 4);
+      }
+      break;
+    default:
+      ok = buf_puts(b, "\"");
+      for (size_t k = 0; k < len && ok; k++) {
+        ok = put_svc_char(b, v[k]);
+      }
+      ok = ok && buf_puts(b, "\"");
+      break;
+    }
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /* Addresses, the records a lookup is made of, skip ldns: their RDATA is
  * fixed-size and their text is inet_ntop's. */
 static dt_status_t emit_address(stage_t *st, record_t *r, uint32_t *ttl) {
@@ -877,14 +982,13 @@ static dt_status_t emit(stage_t *st, record_t *r, uint32_t *ttl,
   ret = DT_ENOMEM;
   size_t mark = ldns_buffer_position(st->text);
   ls = LDNS_STATUS_OK;
-  /* ldns 1.8's SvcParams printer asserts (aborts the process) on some
-   * malformed lists a hostile server can send (found by fuzz_reply): only
-   * lists that pass a strict check of RFC 9460's rules reach it; the rest
-   * take the generic form below. */
-  if ((r->type == TYPE_SVCB || r->type == TYPE_HTTPS) && count >= 3 &&
-      !svcparams_ok(ldns_rdf_data(ldns_rr_rdf(rr, count - 1)),
-                    ldns_rdf_size(ldns_rr_rdf(rr, count - 1)))) {
-    ls = LDNS_STATUS_ERR;
+  /* ldns 1.8's SvcParams printer writes past its buffer's reserve and
+   * asserts (aborts the process) on replies a hostile server can send,
+   * well-formed ones included (found by fuzz_reply): SVCB and HTTPS
+   * parameters are presented here, and only when well formed. */
+  bool svc = (r->type == TYPE_SVCB || r->type == TYPE_HTTPS) && count >= 3;
+  if (svc) {
+    count--;
   }
   for (size_t i = 0; i < count && ls == LDNS_STATUS_OK; i++) {
     if (i > 0 && !buf_put(st->text, " ", 1)) {
@@ -894,6 +998,14 @@ static dt_status_t emit(stage_t *st, record_t *r, uint32_t *ttl,
   }
   if (ls == LDNS_STATUS_MEM_ERR) {
     goto done;
+  }
+  if (svc && ls == LDNS_STATUS_OK) {
+    const ldns_rdf *pf = ldns_rr_rdf(rr, count);
+    if (!svcparams_ok(ldns_rdf_data(pf), ldns_rdf_size(pf))) {
+      ls = LDNS_STATUS_ERR;
+    } else if (!put_svcparams(st->text, ldns_rdf_data(pf), ldns_rdf_size(pf))) {
+      goto done;
+    }
   }
   if (count == 0 || ls != LDNS_STATUS_OK) {
     /* Fields ldns cannot present (or none at all): the generic form
