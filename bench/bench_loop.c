@@ -1,8 +1,8 @@
 /* bench_loop: lookups per second from one thread with K lookups in flight,
  * dialtone's event-loop API against c-ares, against one local
- * authoritative server. Prints Markdown tables and, with -T, appends one
- * TSV line per figure; bench/run-bench.sh (section loop) sets up the
- * server and the CPU pinning around it.
+ * authoritative server. Prints Markdown tables and, with -T, appends the
+ * same figures to a bench/benchtsv.h file; bench/run-bench.sh (section
+ * loop) sets up the server and the CPU pinning around it.
  *
  * The zone holds names n0.DOMAIN ... n(N-1).DOMAIN, name i with one A
  * record 198.18.(i / 256).(i % 256) and one AAAA record 2001:db8::<i in
@@ -41,6 +41,7 @@
  * repetitions. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -56,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchtsv.h"
 #include "benchutil.h"
 #include "dialtone.h"
 
@@ -99,6 +101,9 @@ typedef struct {
   const char *title;
   const char *placement; /* TSV figure suffix, e.g. "pinned" */
   const char *tsv;       /* append figures here, or NULL */
+  const char *plot;      /* -p: the #plot of lookups/s by K, or NULL */
+  bool goal;             /* -G: the goal over the whole file */
+  bool cares_missing;    /* c-ares wanted but not built in */
   int rcvbuf;
   int wait_ms;
   int run_limit_s;
@@ -901,27 +906,187 @@ static void measure(const config_t *cf, cell_t cells[][MAX_KS],
   }
 }
 
-static void tsv_line(FILE *f, const config_t *cf, const char *figure,
-                     const char *contender, const cell_t *c, double ratio) {
-  fprintf(f, "loop\t%s_%s\t%s\tlookups/s\t%.0f\t%.0f\t%.0f\t%zu\t", figure,
-          cf->placement, contender, c->median, c->min, c->max, c->n);
-  if (ratio > 0) {
-    fprintf(f, "%.3f\n", ratio);
-  } else {
-    fprintf(f, "-\n");
+/* kind of each contender's rows in loop.tsv: ratios are taken to
+ * dialtone-epoll, the style most event-loop users would write. */
+static const char *const contender_kind[NCONTENDERS] = {"base", "dialtone",
+                                                        "alt", "alt", "ref"};
+
+/* The best lookups/s figure of the loop section's rows already in path
+ * (the other configuration's run) whose contender is one of keys[0..nkeys)
+ * and, when k is not 0, whose param is k: *best and *where are raised
+ * when one beats them. A missing file or row changes nothing. */
+static void best_in_file(const char *path, const char *const *keys,
+                         size_t nkeys, size_t k, double *best, char *where,
+                         size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    return;
   }
+  char line[2048];
+  while (fgets(line, sizeof(line), f) != NULL) {
+    char *field[15];
+    size_t nf = 0;
+    for (char *p = line, *tab; nf < 15; p = tab + 1) {
+      field[nf++] = p;
+      tab = strpbrk(p, "\t\n");
+      if (tab == NULL) {
+        break;
+      }
+      *tab = '\0';
+    }
+    /* section figure title param contender kind unit stat value ... */
+    if (nf < 9 || strcmp(field[0], "loop") != 0 ||
+        strncmp(field[1], "rate_", 5) != 0 ||
+        strcmp(field[6], "lookups/s") != 0 || strcmp(field[8], "-") == 0) {
+      continue;
+    }
+    if (k != 0 && strtoul(field[3], NULL, 10) != k) {
+      continue;
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+      double v = strtod(field[8], NULL);
+      if (strcmp(field[4], keys[i]) == 0 && v > *best) {
+        *best = v;
+        snprintf(where, cap, "%s %s K=%s", field[4], field[1] + 5, field[3]);
+      }
+    }
+  }
+  fclose(f);
 }
 
-static void tsv_cpu_line(FILE *f, const config_t *cf, size_t k,
-                         const char *contender, const cell_t *c, double ratio) {
-  fprintf(f, "loop\tcpu_k%zu_%s\t%s\tus/lookup\t%.1f\t%.1f\t%.1f\t%zu\t", k,
-          cf->placement, contender, c->cpu_median, c->cpu_min, c->cpu_max,
-          c->n);
-  if (ratio > 0) {
-    fprintf(f, "%.3f\n", ratio);
-  } else {
-    fprintf(f, "-\n");
+/* Writes this run's figures to cf->tsv through benchtsv: lookups/s and
+ * client CPU per lookup by K, the goal judged within this configuration
+ * (detail rows), and with -G the issue's goal over every configuration in
+ * the file (the summary row). */
+static void report_tsv(const config_t *cf, cell_t cells[][MAX_KS],
+                       const contender_t *order, size_t nk) {
+  size_t kmax = 0;
+  for (size_t ki = 1; ki < cf->nks; ki++) {
+    if (cf->ks[ki] > cf->ks[kmax]) {
+      kmax = ki;
+    }
   }
+  /* The figures of the other configuration, read before this run's are
+   * appended to the same file. */
+  static const char *const cares_keys[] = {"cares", "cares-rcvbuf"};
+  static const char *const dt_keys[] = {"dialtone-epoll", "dialtone-run"};
+  double all_cares = 0, all_dt = 0;
+  char all_cares_at[128] = "", all_dt_at[128] = "";
+  if (cf->goal) {
+    best_in_file(cf->tsv, cares_keys, 2, 0, &all_cares, all_cares_at,
+                 sizeof(all_cares_at));
+    best_in_file(cf->tsv, dt_keys, 2, cf->ks[kmax], &all_dt, all_dt_at,
+                 sizeof(all_dt_at));
+  }
+
+  bench_tsv_t *t = bench_tsv_open(cf->tsv, "loop");
+  bench_tsv_meta(t, "lookups per run", "%zu (A+AAAA, distinct names)",
+                 cf->nnames);
+  char rate_fig[64], cpu_fig[64], title[256], stat[64];
+  snprintf(rate_fig, sizeof(rate_fig), "rate_%s", cf->placement);
+  snprintf(cpu_fig, sizeof(cpu_fig), "cpu_%s", cf->placement);
+  snprintf(stat, sizeof(stat), "median of %zu runs", cf->runs);
+
+  snprintf(title, sizeof(title), "Lookups/s by K in flight, one thread, %s",
+           cf->title);
+  bench_tsv_figure(t, rate_fig, title, "lookups/s", stat, "min-max");
+  for (size_t j = 0; j < nk; j++) {
+    contender_t who = order[j];
+    for (size_t ki = 0; ki < cf->nks; ki++) {
+      const cell_t *c = &cells[who][ki];
+      char note[128];
+      snprintf(note, sizeof(note),
+               "%zu timeouts, %zu other errors, %zu wrong answers%s",
+               c->timeouts, c->errors, c->wrong,
+               c->cache_served ? "; WARNING: the cache answered" : "");
+      bench_tsv_row(t, (long)cf->ks[ki], contender_key[who],
+                    contender_kind[who], c->median, c->min, c->max, (long)c->n,
+                    note);
+    }
+  }
+  if (cf->cares_missing) {
+    for (int who = C_CARES; who <= C_CARES_RCVBUF; who++) {
+      for (size_t ki = 0; ki < cf->nks; ki++) {
+        bench_tsv_skip(t, (long)cf->ks[ki], contender_key[who],
+                       contender_kind[who],
+                       "SKIP c-ares: libc-ares-dev not installed");
+      }
+    }
+  }
+
+  /* Within this configuration: each dialtone style at the largest K
+   * against c-ares's best at any K, as the Markdown says. */
+  double best = 0;
+  char best_at[128] = "";
+  for (int who = C_CARES; who <= C_CARES_RCVBUF; who++) {
+    for (size_t ki = 0; cf->want[who] && ki < cf->nks; ki++) {
+      if (cells[who][ki].median > best) {
+        best = cells[who][ki].median;
+        snprintf(best_at, sizeof(best_at), "%s %s K=%zu", contender_key[who],
+                 cf->placement, cf->ks[ki]);
+      }
+    }
+  }
+  for (int who = C_DT_EPOLL; who <= C_DT_RUN; who++) {
+    if (!cf->want[who]) {
+      continue;
+    }
+    double d = cells[who][kmax].median;
+    if (d > all_dt) {
+      all_dt = d;
+      snprintf(all_dt_at, sizeof(all_dt_at), "%s %s K=%zu", contender_key[who],
+               cf->placement, cf->ks[kmax]);
+    }
+    char goal[256];
+    snprintf(goal, sizeof(goal),
+             "%s at %zu in flight >= 1.5x c-ares's best figure in this "
+             "configuration (%s)",
+             contender_key[who], cf->ks[kmax], best > 0 ? best_at : "none");
+    bench_tsv_goal(t, (long)cf->ks[kmax], false, goal, "× c-ares",
+                   best > 0 ? d / best : NAN, best > 0 && d >= 1.5 * best);
+  }
+  if (best > all_cares) {
+    all_cares = best;
+    snprintf(all_cares_at, sizeof(all_cares_at), "%s", best_at);
+  }
+  if (cf->goal) {
+    /* The issue's goal, in the summary: on the headline figure (pinned),
+     * though it is judged over every configuration in the file. */
+    bench_tsv_figure(t, "rate_pinned",
+                     "Lookups/s by K in flight, one thread, Pinned: client "
+                     "and server on CPU 0 (headline)",
+                     "lookups/s", stat, "min-max");
+    bench_tsv_meta(t, "goal compares",
+                   "dialtone's best at K=%zu, %s (%.0f lookups/s), with "
+                   "c-ares's best, %s (%.0f lookups/s)",
+                   cf->ks[kmax], all_dt > 0 ? all_dt_at : "none", all_dt,
+                   all_cares > 0 ? all_cares_at : "none", all_cares);
+    bool measured = all_dt > 0 && all_cares > 0;
+    bench_tsv_goal(t, (long)cf->ks[kmax], true,
+                   "dialtone at 256 in flight >= 1.5x c-ares's best figure "
+                   "(any K, either configuration)",
+                   "× c-ares", measured ? all_dt / all_cares : NAN,
+                   measured && all_dt >= 1.5 * all_cares);
+  }
+
+  snprintf(title, sizeof(title), "Client CPU per lookup by K in flight, %s",
+           cf->title);
+  bench_tsv_figure(t, cpu_fig, title, "µs/lookup", stat, "min-max");
+  for (size_t j = 0; j < nk; j++) {
+    contender_t who = order[j];
+    for (size_t ki = 0; ki < cf->nks; ki++) {
+      const cell_t *c = &cells[who][ki];
+      bench_tsv_row(t, (long)cf->ks[ki], contender_key[who],
+                    contender_kind[who], c->cpu_median, c->cpu_min, c->cpu_max,
+                    (long)c->n, NULL);
+    }
+  }
+  if (cf->plot != NULL) {
+    bench_tsv_plot(t, cf->plot, "lines", rate_fig,
+                   "Lookups/s by K in flight, one thread, client and server "
+                   "on CPU 0 (min-max bars)");
+  }
+  bench_tsv_close(t);
 }
 
 static void report(const config_t *cf, cell_t cells[][MAX_KS],
@@ -1020,42 +1185,9 @@ static void report(const config_t *cf, cell_t cells[][MAX_KS],
     }
   }
 
-  if (cf->tsv == NULL) {
-    return;
+  if (cf->tsv != NULL) {
+    report_tsv(cf, cells, order, nk);
   }
-  FILE *f = fopen(cf->tsv, "a");
-  if (f == NULL) {
-    die("cannot open %s", cf->tsv);
-  }
-  for (size_t j = 0; j < nk; j++) {
-    contender_t who = order[j];
-    for (size_t ki = 0; ki < cf->nks; ki++) {
-      char figure[32];
-      snprintf(figure, sizeof(figure), "k%zu", cf->ks[ki]);
-      double ratio = ref != NULL && ref[ki].median > 0
-                         ? cells[who][ki].median / ref[ki].median
-                         : 0;
-      tsv_line(f, cf, figure, contender_key[who], &cells[who][ki], ratio);
-      double cpu_ratio = ref != NULL && ref[ki].cpu_median > 0
-                             ? cells[who][ki].cpu_median / ref[ki].cpu_median
-                             : 0;
-      tsv_cpu_line(f, cf, cf->ks[ki], contender_key[who], &cells[who][ki],
-                   cpu_ratio);
-    }
-  }
-  /* c-ares's best figure, the one the goal is judged against, with its
-   * ratio to dialtone-epoll at the largest K. */
-  if (best_who != NCONTENDERS) {
-    char who[64];
-    snprintf(who, sizeof(who), "%s@k%zu", contender_key[best_who],
-             cf->ks[best_k]);
-    double ratio =
-        ref != NULL && ref[kmax].median > 0 ? best / ref[kmax].median : 0;
-    char figure[32];
-    snprintf(figure, sizeof(figure), "cares_best_vs_k%zu", cf->ks[kmax]);
-    tsv_line(f, cf, figure, who, &cells[best_who][best_k], ratio);
-  }
-  fclose(f);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -1090,8 +1222,8 @@ static void usage(void) {
       "[-k K,K,...] [-r RUNS]\n"
       "         [-c dialtone-epoll,dialtone-run,cares,cares-rcvbuf,"
       "raw-shared]\n"
-      "         [-b BYTES] [-t TITLE] [-P PLACEMENT] [-T TSVFILE] [-l SECONDS] "
-      "[-W WAIT_MS]\n"
+      "         [-b BYTES] [-t TITLE] [-P PLACEMENT] [-T TSVFILE] [-p PLOT]\n"
+      "         [-G yes|no] [-l SECONDS] [-W WAIT_MS]\n"
       "  -s  the authoritative server (default 127.0.0.1:53)\n"
       "  -d  its zone, holding n0.DOMAIN ... (default bench.test)\n"
       "  -n  lookups per run, one per name (default 5000)\n"
@@ -1099,7 +1231,9 @@ static void usage(void) {
       "  -r  runs per contender and K (default 5)\n"
       "  -b  cares-rcvbuf's ARES_OPT_SOCK_RCVBUF (default 4194304)\n"
       "  -P  suffix of the TSV figure names (default pinned)\n"
-      "  -T  append one TSV line per figure to this file\n"
+      "  -T  append this run's figures to this file (bench/benchtsv.h)\n"
+      "  -p  ask bench/report.sh for plots/PLOT.png, lookups/s by K\n"
+      "  -G  yes: also judge the issue's goal over every run in the -T file\n"
       "  -l  cut a run short after this many seconds (default 60)\n"
       "  -W  wait this long for the server first (default 10000)\n");
   exit(2);
@@ -1199,6 +1333,15 @@ int main(int argc, char **argv) {
     case 'T':
       cf.tsv = val;
       break;
+    case 'p':
+      cf.plot = val;
+      break;
+    case 'G':
+      cf.goal = strcmp(val, "yes") == 0;
+      if (!cf.goal && strcmp(val, "no") != 0) {
+        usage();
+      }
+      break;
     case 'l':
       cf.run_limit_s = (int)parse_count(val, 3600);
       break;
@@ -1234,6 +1377,7 @@ int main(int argc, char **argv) {
 #else
   if (cf.want[C_CARES] || cf.want[C_CARES_RCVBUF]) {
     printf("SKIP c-ares: libc-ares-dev not installed\n\n");
+    cf.cares_missing = cf.want[C_CARES] || cf.want[C_CARES_RCVBUF];
     cf.want[C_CARES] = cf.want[C_CARES_RCVBUF] = false;
   }
 #endif
