@@ -267,6 +267,47 @@ static void test_retired_after_max_uses(void **state) {
   dt_resolver_free(r);
 }
 
+static uint64_t fake_now_us;
+
+static uint64_t fake_clock(void *ctx) {
+  (void)ctx;
+  return fake_now_us;
+}
+
+/* A socket retires 30 s after its opening, however few its questions. */
+static void test_retired_after_max_age(void **state) {
+  (void)state;
+  int fds = open_fds();
+  fake_now_us = 1000000000u;
+  const char *s[] = {server};
+  dt_resolver_opts_t o;
+  dt_resolver_opts_init(&o);
+  o.servers = s;
+  o.nservers = 1;
+  o.hosts = "";
+  o.cache = false;
+  o.clock_us = fake_clock;
+  dt_resolver_t *r = NULL;
+  assert_int_equal(dt_resolver_new(&o, &r), DT_OK);
+  dt_loop_t *loop = NULL;
+  assert_int_equal(dt_loop_new(NULL, &loop), DT_OK);
+  holder_t h;
+  hold(&h, loop, r);
+  lookup_ok(r, "both.dt.test");
+  fake_now_us += 29000000u;
+  lookup_ok(r, "both.dt.test");
+  assert_int_equal(opened(r), 2);
+  fake_now_us += 1000000u;
+  lookup_ok(r, "other.dt.test");
+  assert_int_equal(opened(r), 3);
+  assert_int_equal(open_fds(), fds + 2); /* the old one was closed */
+  lookup_ok(r, "both.dt.test");
+  assert_int_equal(opened(r), 3);
+  dt_loop_free(loop);
+  dt_resolver_free(r);
+  assert_int_equal(open_fds(), fds);
+}
+
 /* dt_resolver_free ends the holder and closes the idle sockets. */
 static void test_free_closes_idle(void **state) {
   (void)state;
@@ -344,6 +385,7 @@ typedef struct {
     bool open; /* the number was open when told */
   } log[256];
   size_t nlog;
+  short ev[1024]; /* what the callback holds, by descriptor */
   dt_loop_t *loop;
   dt_resolver_t *r;
   int started, done, failed;
@@ -357,6 +399,23 @@ static void on_watch(void *ctx, int fd, short events) {
   w->log[w->nlog].ev = events;
   w->log[w->nlog].open = fcntl(fd, F_GETFD) != -1;
   w->nlog++;
+  assert_true(fd >= 0 && fd < 1024);
+  w->ev[fd] = events;
+}
+
+/* Between steps the watch callback holds exactly the loop's table. */
+static void check_told(const watch_t *w) {
+  struct pollfd pfd[16];
+  size_t n = dt_loop_pollfds(w->loop, pfd, 16);
+  assert_true(n <= 16);
+  size_t held = 0;
+  for (int fd = 0; fd < 1024; fd++) {
+    held += w->ev[fd] != 0;
+  }
+  assert_int_equal(held, n);
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(w->ev[pfd[i].fd], pfd[i].events);
+  }
 }
 
 static void chain_cb(void *user, dt_status_t st, const dt_addr_t *addrs,
@@ -394,6 +453,7 @@ static void drive(watch_t *w) {
     int rc = poll(pfd, (nfds_t)n, ms < 0 || ms > 1000 ? 1000 : ms);
     assert_true(rc >= 0);
     assert_int_equal(dt_loop_process(w->loop, pfd, n), DT_OK);
+    check_told(w);
   }
 }
 
@@ -443,6 +503,41 @@ static void test_loop_chain_no_del_add(void **state) {
   assert_int_equal(open_fds(), fds);
 }
 
+/* Across retirements (every 32 lookups) the new socket may take the old
+ * one's number: the callback is told of the removal and the addition, and
+ * its view matches the loop's after every step. */
+static void test_loop_chain_retirements(void **state) {
+  (void)state;
+  int fds = open_fds();
+  watch_t w;
+  memset(&w, 0, sizeof(w));
+  w.chain = 70;
+  w.r = resolver(5000, 1);
+  dt_loop_opts_t o;
+  dt_loop_opts_init(&o);
+  o.watch = on_watch;
+  o.watch_ctx = &w;
+  assert_int_equal(dt_loop_new(&o, &w.loop), DT_OK);
+  holder_t h;
+  hold(&h, w.loop, w.r);
+  w.started = 1;
+  assert_int_equal(dt_resolve_start(w.loop, w.r, "both.dt.test", AF_UNSPEC, 0,
+                                    5000, chain_cb, &w, NULL),
+                   DT_OK);
+  drive(&w);
+  assert_int_equal(w.done, w.chain);
+  assert_int_equal(w.failed, 0);
+  assert_int_equal(opened(w.r), 1 + 3);
+  /* The holder, then per socket one addition and one removal. */
+  assert_int_equal(w.nlog, 1 + 3 * 2);
+  for (size_t i = 0; i < w.nlog; i++) {
+    assert_true(w.log[i].open);
+  }
+  dt_loop_free(w.loop);
+  dt_resolver_free(w.r);
+  assert_int_equal(open_fds(), fds);
+}
+
 /* A lookup that ends dirty closes its socket; the watch callback hears of
  * the removal while the number is still open (no EBADF for epoll). */
 static void test_loop_close_told_first(void **state) {
@@ -482,9 +577,11 @@ int main(void) {
       cmocka_unit_test_setup(test_timeout_not_reused, reset),
       cmocka_unit_test_setup(test_mismatch_not_reused, reset),
       cmocka_unit_test_setup(test_retired_after_max_uses, reset),
+      cmocka_unit_test_setup(test_retired_after_max_age, reset),
       cmocka_unit_test_setup(test_free_closes_idle, reset),
       cmocka_unit_test_setup(test_threads_share_idle, reset),
       cmocka_unit_test_setup(test_loop_chain_no_del_add, reset),
+      cmocka_unit_test_setup(test_loop_chain_retirements, reset),
       cmocka_unit_test_setup(test_loop_close_told_first, reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
