@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
-#include "closefd.h"
 #include "resolver_int.h"
 
 /* ---- the address lookup machine ------------------------------------ */
@@ -17,15 +16,17 @@
  * (musl's and glibc's getaddrinfo do the same). */
 static void lookup_start_candidate(dt_lookup_t *l);
 
+/* Gives the shared socket back to the resolver, which keeps it for the
+ * next lookup only if this one used it clean (udpidle.c). */
 static void share_close(dt_lookup_t *l) {
-  if (l->share.fd >= 0) {
-    dt__close(l->share.fd);
-    l->share.fd = -1;
-  }
+  dt__udp_give(l->r, &l->share);
 }
 
 static void lookup_finish(dt_lookup_t *l, dt_status_t st) {
   for (size_t i = 0; i < 2; i++) {
+    if (l->used[i] && l->q[i].tcp) {
+      l->share.dirty = true; /* a truncated reply: not worth the doubt */
+    }
     if (l->used[i]) {
       dt__rquery_cleanup(&l->q[i]);
       l->used[i] = false;
@@ -161,6 +162,8 @@ dt_status_t dt__lookup_start(dt_lookup_t *l, dt_resolver_t *r, const char *name,
     return DT_EBADNAME;
   }
   memcpy(l->name, name, len + 1);
+  dt__udp_hold(r);
+  l->udp_held = true;
   l->ncand = dt__candidates(r, name, flags, l->cand);
   if (l->ncand == 0) {
     lookup_finish(l, DT_ENXDOMAIN);
@@ -213,6 +216,7 @@ static void share_read(dt_lookup_t *l) {
       /* ICMP errors (port unreachable) surface here: both questions on
        * the socket fail over. */
       dt_status_t st = dt_status_from_errno(errno);
+      l->share.dirty = true;
       for (size_t i = 0; i < 2; i++) {
         if (l->used[i]) {
           dt__rquery_share_failed(&l->q[i], st);
@@ -223,6 +227,7 @@ static void share_read(dt_lookup_t *l) {
     if (!dt__sockaddr_equal((struct sockaddr *)&from,
                             (const struct sockaddr *)&srv->addr)) {
       __atomic_add_fetch(&r->ex.dropped_source, 1, __ATOMIC_RELAXED);
+      l->share.dirty = true;
       continue;
     }
     bool truncated = (size_t)n > sizeof(buf);
@@ -240,8 +245,11 @@ static void share_read(dt_lookup_t *l) {
         why = w;
       }
     }
-    if (!taken) {
+    if (taken) {
+      l->share.replied++;
+    } else {
       dt__count_drop(&r->ex, why);
+      l->share.dirty = true;
     }
     bool listening = false;
     for (size_t i = 0; i < 2; i++) {
@@ -331,6 +339,10 @@ void dt__lookup_cleanup(dt_lookup_t *l) {
     l->answers[i] = NULL;
   }
   share_close(l);
+  if (l->udp_held) {
+    l->udp_held = false;
+    dt__udp_release(l->r);
+  }
 }
 
 /* Drives a lookup with poll() until it is done. */

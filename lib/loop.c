@@ -205,6 +205,7 @@ dt_status_t dt__op_launch(dt_op_t *op, dt__opreg_t *owner, bool finished) {
     heap_file(l, op, op->vt->deadline(op).at_us);
   }
   dt__fds_forget_closed(l);
+  dt__fds_step_end(l);
   link_push(&l->all, &op->all);
   l->pending++;
   if (owner != NULL) {
@@ -302,6 +303,7 @@ static void op_end_now(dt_op_t *op) {
   op->vt->discard(op);
   dt__fds_forget_closed(l);
   dt__loop_leave(prev);
+  dt__fds_step_end(l);
   op->status = DT_ECANCELED;
   op_deliver(l, op);
 }
@@ -334,6 +336,10 @@ static void run(dt_loop_t *l, bool timer_fired) {
     op->expired = true;
     dt__loop_schedule(l, op);
   }
+  /* Removals of parked descriptors wait for the end of the step, across
+   * the callbacks: a callback that starts the next lookup takes the
+   * socket the last one parked. */
+  l->depth++;
   dt_loop_t *prev = dt__loop_enter(l);
   while (!link_empty(&l->run)) {
     dt_op_t *op = DT__CONTAINER(l->run.next, dt_op_t, q);
@@ -343,6 +349,8 @@ static void run(dt_loop_t *l, bool timer_fired) {
   }
   dt__loop_leave(prev);
   deliver_ready(l);
+  l->depth--;
+  dt__fds_step_end(l);
   timer_sync(l, timer_fired);
 }
 
@@ -384,6 +392,7 @@ void dt_loop_free(dt_loop_t *loop) {
     op_end_now(DT__CONTAINER(loop->all.next, dt_op_t, all));
   }
   timer_sync(loop, false);
+  dt__fds_step_end(loop);
   dt__fds_free(loop);
   dt__free(loop->heap);
   dt__free(loop->pfd);
@@ -481,6 +490,7 @@ dt_status_t dt_op_cancel(dt_op_t *op) {
   }
   dt__fds_forget_closed(l);
   dt__loop_leave(prev);
+  dt__fds_step_end(l);
   op->status = DT_ECANCELED;
   timer_sync(l, false);
   return DT_OK;

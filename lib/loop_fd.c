@@ -39,12 +39,46 @@ void dt__closed(int fd) {
   }
 }
 
+static dt__fdent_t *ent_find(dt_loop_t *l, int fd);
+
+/* Closes of descriptors that may have been parked, by any thread. */
+static uint64_t park_epoch;
+
 void dt__close(int fd) {
   int saved = errno;
+  dt_loop_t *l = current;
+  if (l != NULL && l->o.watch != NULL) {
+    /* Told while the number is still open: epoll_ctl(DEL) after the close
+     * would only fail with EBADF. */
+    dt__fdent_t *e = ent_find(l, fd);
+    if (e != NULL && e->told != 0) {
+      l->o.watch(l->o.watch_ctx, fd, 0);
+      e->told = 0;
+    }
+  }
   /* On Linux the number is free again even when close() says EINTR. */
   (void)close(fd);
   dt__closed(fd);
   errno = saved;
+}
+
+void dt__park(int fd) {
+  dt_loop_t *l = current;
+  if (l == NULL) {
+    return;
+  }
+  dt__fdent_t *e = ent_find(l, fd);
+  if (e != NULL) {
+    e->parked = true;
+    e->park_epoch = __atomic_load_n(&park_epoch, __ATOMIC_ACQUIRE);
+  }
+}
+
+void dt__park_close(int fd) {
+  /* Before the close: once the number is free another thread may reopen
+   * and park it, and a loop must not take that for the old one. */
+  __atomic_add_fetch(&park_epoch, 1, __ATOMIC_ACQ_REL);
+  dt__close(fd);
 }
 
 static bool was_closed(const dt_loop_t *l, int fd) {
@@ -126,23 +160,65 @@ static dt__fdent_t *ent_get(dt_loop_t *l, int fd) {
  * changed; stale: the number was closed meanwhile, so whatever the
  * program's loop registered is gone (epoll drops a closed descriptor) and
  * is announced removed first. An entry nobody waits on is dropped. */
+static void ent_drop(dt_loop_t *l, dt__fdent_t *e) {
+  HASH_DEL(l->fds, e);
+  l->nfds--;
+  e->spare = l->spare;
+  l->spare = e;
+}
+
 static void ent_announce(dt_loop_t *l, dt__fdent_t *e, bool stale) {
   short ev = ent_events(e);
   if (l->o.watch != NULL) {
+    if (e->parked && ev != 0 &&
+        e->park_epoch != __atomic_load_n(&park_epoch, __ATOMIC_ACQUIRE)) {
+      /* Some parked descriptor was closed since this one was parked: the
+       * number may now stand for another socket. */
+      stale = true;
+    }
     if (stale && e->told != 0) {
       l->o.watch(l->o.watch_ctx, e->fd, 0);
       e->told = 0;
+    }
+    if (ev == 0 && e->told != 0 && e->parked && l->depth > 0) {
+      if (!e->deferred) {
+        e->deferred = true;
+        e->next_deferred = l->deferred;
+        l->deferred = e;
+      }
+      return; /* told stays: the callback still holds it */
     }
     if (ev != e->told) {
       l->o.watch(l->o.watch_ctx, e->fd, ev);
     }
   }
   e->told = ev;
-  if (link_empty(&e->waiters)) {
-    HASH_DEL(l->fds, e);
-    l->nfds--;
-    e->spare = l->spare;
-    l->spare = e;
+  if (ev != 0) {
+    e->parked = false;
+  }
+  if (link_empty(&e->waiters) && !e->deferred) {
+    ent_drop(l, e);
+  }
+}
+
+void dt__fds_step_end(dt_loop_t *l) {
+  if (l->depth > 0) {
+    return;
+  }
+  while (l->deferred != NULL) {
+    dt__fdent_t *e = l->deferred;
+    l->deferred = e->next_deferred;
+    e->deferred = false;
+    e->next_deferred = NULL;
+    if (!link_empty(&e->waiters)) {
+      continue; /* taken again: still registered, nothing to say */
+    }
+    if (e->told != 0 && l->o.watch != NULL) {
+      l->o.watch(l->o.watch_ctx, e->fd, 0);
+    }
+    e->told = 0;
+    e->parked = false;
+    ent_drop(l, e);
   }
 }
 
@@ -159,7 +235,7 @@ static dt_status_t watch_add(dt_loop_t *l, dt_op_t *op, int fd, short events) {
   w->op = op;
   link_push(&e->waiters, &w->link);
   ent_count(e, events, 1);
-  ent_announce(l, e, false);
+  ent_announce(l, e, e->deferred && was_closed(l, fd));
   return DT_OK;
 }
 

@@ -139,6 +139,14 @@ struct dt__fdent {
   short told;         /* the events the watch callback holds */
   dt__link_t waiters; /* dt__watch_t.link */
   dt__fdent_t *spare; /* next in the loop's spare list */
+  /* The descriptor was parked (closefd.h) at park_epoch: when its last
+   * waiter goes, the removal waits for the end of the step (deferred, in
+   * the loop's deferred list), so that the operation that takes it next
+   * costs the watch callback nothing. */
+  bool parked;
+  bool deferred;
+  uint64_t park_epoch;
+  dt__fdent_t *next_deferred;
   UT_hash_handle hh;
 };
 
@@ -160,6 +168,8 @@ struct dt_loop {
   size_t pfdcap;
   int told;
   uint64_t told_at;
+  unsigned depth;        /* processing steps running (run()) */
+  dt__fdent_t *deferred; /* entries whose removal waits for the step end */
   int closed[DT__MAX_CLOSED];
   size_t nclosed;
   bool closed_overflow;
@@ -208,6 +218,9 @@ dt_status_t dt__fds_rewatch(dt_loop_t *l, dt_op_t *op);
 void dt__fds_unwatch(dt_loop_t *l, dt_op_t *op);
 void dt__fds_ready(dt_loop_t *l, int fd, short revents);
 void dt__fds_forget_closed(dt_loop_t *l);
+/* The end of a processing step (or of a call made outside one): removals
+ * deferred for parked descriptors nobody took again are announced. */
+void dt__fds_step_end(dt_loop_t *l);
 void dt__fds_free(dt_loop_t *l);
 /* loop.c: queues a running op for a step. */
 void dt__loop_schedule(dt_loop_t *l, dt_op_t *op);

@@ -165,7 +165,7 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     return DT_ENOMEM;
   }
   bool lock_ok = false, rw_ok = false, reload_ok = false, flight_ok = false,
-       prefetch_ok = false, opreg_ok = false;
+       prefetch_ok = false, opreg_ok = false, udp_ok = false;
   r->clock.now_us = opts->clock_us;
   r->clock.ctx = opts->clock_ctx;
   r->timeout_ms = 2000;
@@ -294,6 +294,16 @@ dt_status_t dt_resolver_new(const dt_resolver_opts_t *opts,
     goto done;
   }
   opreg_ok = true;
+  if (pthread_mutex_init(&r->udp_lock, NULL) != 0) {
+    st = DT_ESYS;
+    goto done;
+  }
+  udp_ok = true;
+  r->udp = dt__calloc(DT_CONF_MAX_SERVERS, sizeof(*r->udp));
+  if (r->udp == NULL) {
+    st = DT_ENOMEM;
+    goto done;
+  }
 
   if (opts->cache) {
     dt_cache_config_t cc;
@@ -341,6 +351,10 @@ done:
   dt__free(conf);
   if (st != DT_OK) {
     dt__cache_free(r->cache);
+    dt__free(r->udp);
+    if (udp_ok) {
+      pthread_mutex_destroy(&r->udp_lock);
+    }
     if (opreg_ok) {
       dt__opreg_destroy(&r->opreg);
     }
@@ -384,6 +398,10 @@ void dt_resolver_free(dt_resolver_t *r) {
     }
   }
   pthread_mutex_destroy(&r->prefetch_lock);
+  /* After the operations and prefetches: they give their sockets back. */
+  dt__udp_idle_free(r);
+  dt__free(r->udp);
+  pthread_mutex_destroy(&r->udp_lock);
   dt__cache_free(r->cache);
   pthread_mutex_destroy(&r->flight_lock);
   pthread_mutex_destroy(&r->hosts_reload);
@@ -412,6 +430,7 @@ void dt_resolver_get_stats(dt_resolver_t *r, dt_resolver_stats_t *out) {
   out->truncated = LOAD(r, truncated);
   out->edns_fallbacks = LOAD(r, edns_fallbacks);
   out->hosts_hits = LOAD(r, hosts_hits);
+  out->udp_sockets_opened = LOAD(r, udp_opened);
 }
 
 /* ---- public calls ---------------------------------------------------- */

@@ -44,6 +44,25 @@ typedef struct dt_flight {
   UT_hash_handle hh;
 } dt_flight_t;
 
+/* Idle connected UDP sockets kept per server; taken LIFO so the ones
+ * in use stay few and warm. A socket retires after DT__UDP_MAX_USES
+ * questions or DT__UDP_MAX_AGE_US so that its source port, the spoofer's
+ * other unknown besides the ID, keeps changing (SECURITY.md). */
+#define DT__UDP_IDLE_MAX 64
+#define DT__UDP_MAX_USES 64
+#define DT__UDP_MAX_AGE_US (30u * 1000000u)
+
+typedef struct {
+  int fd;
+  uint32_t uses;
+  uint64_t born_us;
+} dt__udp_idle_t;
+
+typedef struct {
+  dt__udp_idle_t idle[DT__UDP_IDLE_MAX];
+  size_t n;
+} dt__udp_pool_t;
+
 struct dt_resolver {
   dt_clock_t clock;
   dt_server_t servers[DT_CONF_MAX_SERVERS];
@@ -81,6 +100,12 @@ struct dt_resolver {
   pthread_mutex_t flight_lock;
   dt_flight_t *flights;
 
+  /* Idle UDP sockets by server index (udpidle.c), guarded by udp_lock;
+   * udp_opened counts sockets made, atomically. */
+  pthread_mutex_t udp_lock;
+  dt__udp_pool_t *udp; /* DT_CONF_MAX_SERVERS pools */
+  uint64_t udp_opened;
+  unsigned udp_users;  /* atomic: lookups running (dt__udp_hold) */
   dt_ex_counters_t ex; /* updated by exchanges, atomically */
   uint64_t timeouts, failovers, truncated, edns_fallbacks, hosts_hits;
   /* Event-loop operations started on the resolver (loop_ops.c), ended
@@ -91,10 +116,19 @@ struct dt_resolver {
 /* A UDP socket both questions of an address lookup send on while they ask
  * the same server, as glibc does: one socket, connect and close instead of
  * two. The lookup owns and reads it, and delivers each reply to the
- * question it matches. */
+ * question it matches. It comes from the resolver's idle sockets when one
+ * is there (udpidle.c) and goes back to them when the lookup ends clean. */
 typedef struct {
-  int fd;        /* -1 until a question opens it */
-  size_t server; /* index of the server it is connected to */
+  int fd;           /* -1 until a question takes one */
+  size_t server;    /* index of the server it is connected to */
+  uint32_t uses;    /* questions ever sent on it, this lookup's included */
+  uint64_t born_us; /* opened at, on the resolver's clock */
+  unsigned sent;    /* this lookup's questions sent on it */
+  unsigned replied; /* replies it delivered to them */
+  /* It saw a datagram it could not place, an error, or a question moved
+   * to TCP: whatever it holds or may still receive is not ours to hand
+   * to the next lookup. */
+  bool dirty;
 } dt_udp_share_t;
 
 /* The names a query tries, in order (glibc's res_search): "as-is" first
@@ -187,6 +221,7 @@ typedef struct {
   bool done;
   dt_status_t status;
   dt_udp_share_t share;
+  bool udp_held; /* counted in the resolver's udp_users */
   /* Last: set up by dt__rquery_start, not zeroed with the rest. */
   dt_rquery_t q[2];
 } dt_lookup_t;
@@ -254,5 +289,23 @@ dt_deadline_t dt__resolver_deadline(const dt_resolver_t *r, int timeout_ms);
  * prefetches and starts the question (see dt__rquery_start). */
 dt_status_t dt__query_begin(dt_rquery_t *q, dt_resolver_t *r, const char *name,
                             uint16_t type, unsigned flags, int timeout_ms);
+
+/* udpidle.c: the lookup's shared socket for server, idle or new (counted
+ * in udp_opened); sh is reset for this lookup. DT_OK, or why socket() or
+ * connect() failed. */
+dt_status_t dt__udp_take(dt_resolver_t *r, size_t server, dt_udp_share_t *sh);
+/* Ends the lookup's hold on sh's socket: kept idle when the lookup used it
+ * clean (every question sent got its reply, nothing else arrived) and it
+ * is not due to retire, else closed (dt__close). sh->fd becomes -1. */
+void dt__udp_give(dt_resolver_t *r, dt_udp_share_t *sh);
+/* Closes every idle socket (the resolver is being freed). */
+void dt__udp_idle_free(dt_resolver_t *r);
+/* A lookup starts and ends. Idle sockets are kept only while some lookup
+ * runs: the release of the last closes them all, so a resolver at rest
+ * holds no descriptor (as c-ares closes its sockets once no query is
+ * pending), and sockets go round only among lookups that overlap, which
+ * is where their cost shows (many in flight on an event loop). */
+void dt__udp_hold(dt_resolver_t *r);
+void dt__udp_release(dt_resolver_t *r);
 
 #endif

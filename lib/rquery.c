@@ -164,12 +164,17 @@ static void start_try(dt_rquery_t *q) {
     if (!q->tcp && sh != NULL && (sh->fd < 0 || sh->server == q->server)) {
       st = DT_OK;
       if (sh->fd < 0) {
-        st = dt__udp_open((struct sockaddr *)&s->addr, s->len, &sh->fd);
-        sh->server = q->server;
+        st = dt__udp_take(r, q->server, sh);
       }
       if (st == DT_OK) {
         st = dt__exchange_start_on(&q->ex, sh->fd, (struct sockaddr *)&s->addr,
                                    s->len, q->query, q->qlen, &r->ex);
+        if (st == DT_OK) {
+          sh->sent++;
+          sh->uses++;
+        } else {
+          sh->dirty = true; /* a send error: the socket is suspect */
+        }
       }
     } else {
       st = dt__exchange_start(&q->ex, (struct sockaddr *)&s->addr, s->len,

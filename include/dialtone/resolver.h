@@ -286,6 +286,11 @@ typedef struct {
   uint64_t truncated;         /**< UDP replies with TC, retried over TCP */
   uint64_t edns_fallbacks;    /**< retries without EDNS */
   uint64_t hosts_hits;        /**< lookups answered by the hosts file */
+  /** UDP sockets address lookups opened; a lookup takes an idle one left
+   * by an earlier lookup to the same server when there is one (each is
+   * retired after 64 questions or 30 s), so this grows more slowly than
+   * the lookups. */
+  uint64_t udp_sockets_opened;
 } dt_resolver_stats_t;
 
 /**
