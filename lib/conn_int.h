@@ -84,7 +84,8 @@ static inline void dt__conn_break(dt_conn_t *c) {
 void dt__conn_drop_big(dt_conn_t *c);
 
 /* The wait budget of one public call. The deadline is set (the clock read)
- * at the call's first system call, never on the buffered fast path. */
+ * at the call's first wait, never before: a call served from the buffers
+ * or by a socket that is ready does not read the clock. */
 typedef struct {
   int timeout_ms; /* negative: no limit */
   bool started;

@@ -939,6 +939,52 @@ static void test_deadline_with_clock_seam(void **state) {
   close(sv[0]);
 }
 
+/* A timeout bounds waiting, and only waiting: on the leaping clock every
+ * deadline has passed by the time it is first looked at, yet a frame that
+ * is buffered, or already in the socket, is read, and a write that the
+ * socket takes is sent. None of them reads the clock; only a wait does. */
+static void test_ready_needs_no_clock(void **state) {
+  (void)state;
+  int sv[2];
+  pair_unix(sv);
+  dt_conn_opts_t o;
+  dt_conn_opts_init(&o);
+  o.clock_us = leaping_clock;
+  dt_conn_t *r = conn_of(sv[1], &o);
+  dt_conn_t *w = conn_of(sv[0], &o);
+  uint64_t before = leaping_now;
+  /* Two frames written and flushed, sitting in the socket. */
+  assert_int_equal(dt_frame_write(w, "abc", 3, 60 * 1000), DT_OK);
+  assert_int_equal(dt_frame_write(w, "de", 2, 60 * 1000), DT_OK);
+  assert_int_equal(dt_flush(w, 60 * 1000), DT_OK);
+  const uint8_t *p = NULL;
+  size_t n = 0;
+  assert_int_equal(dt_frame_read(r, 60 * 1000, &p, &n), DT_OK);
+  assert_int_equal(n, 3);
+  assert_memory_equal(p, "abc", 3);
+  /* Buffered by that read's one receive. */
+  assert_int_equal(dt_frame_read(r, 60 * 1000, &p, &n), DT_OK);
+  assert_int_equal(n, 2);
+  assert_memory_equal(p, "de", 2);
+  assert_int_equal(leaping_now, before);
+  /* Now there is nothing to read: the wait reads the clock, and times out
+   * at once on it. */
+  uint64_t t0 = dt__now_us();
+  assert_int_equal(dt_frame_read(r, 60 * 1000, &p, &n), DT_ETIMEDOUT);
+  assert_true(leaping_now > before);
+  assert_true(dt__now_us() - t0 < 30u * 1000000u);
+  assert_false(dt_conn_is_broken(r));
+  /* With 0, a frame in the socket is still read: no wait was needed. */
+  write_all(sv[0], "\0\0\0\1z", 5);
+  before = leaping_now;
+  assert_int_equal(dt_frame_read(r, 0, &p, &n), DT_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(*p, 'z');
+  assert_int_equal(leaping_now, before);
+  dt_conn_free(r);
+  dt_conn_free(w);
+}
+
 /* A peer that never reads: small frames time out whole and stay unsent,
  * so every accepted frame arrives once the peer reads again. */
 typedef struct {
@@ -1442,6 +1488,7 @@ int main(void) {
       cmocka_unit_test(test_eof_between_frames),
       cmocka_unit_test(test_stuck_peer_read),
       cmocka_unit_test(test_deadline_with_clock_seam),
+      cmocka_unit_test(test_ready_needs_no_clock),
       cmocka_unit_test(test_stuck_peer_write),
       cmocka_unit_test(test_stuck_peer_big_write),
       cmocka_unit_test(test_stuck_peer_batch),
