@@ -56,6 +56,10 @@
 #define MIB (1024u * 1024u)
 #define HAND_BUF (64 * KIB)
 #define DEADLINE_MS 10000
+/* The largest frame the hand-written loop's buffer holds; both of its
+ * sides check frames against it, as dialtone checks them against its
+ * maximum. */
+#define HAND_MAX_FRAME (HAND_BUF - 4)
 
 typedef enum {
   NAIVE,
@@ -88,6 +92,15 @@ static void die(const char *what) {
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: with writer and reader pinned to one
+ * CPU, their sum falls short of the elapsed time by what other work on
+ * the machine (or the hypervisor) took from that CPU. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -208,6 +221,7 @@ typedef struct {
   uint64_t got_frames; /* reader: frames (or bulk chunks) seen */
   uint64_t got_bytes;  /* reader: payload bytes seen */
   uint64_t t0, t1;     /* reader: first to last byte, ns */
+  uint64_t cpu_ns;     /* CPU time of the thread's loop */
   const char *error;
 } side_t;
 
@@ -303,6 +317,7 @@ static void *writer(void *arg) {
   uint8_t *buf = block + HAND_BUF;
   pthread_barrier_wait(s->start);
   int64_t sw0 = switches_now();
+  uint64_t cpu0 = thread_cpu_ns();
   counter_start(ctr);
   bool ok = true;
   switch (s->who) {
@@ -317,6 +332,10 @@ static void *writer(void *arg) {
   case HAND: {
     size_t len = 0;
     for (uint64_t i = 0; i < s->frames && ok; i++) {
+      if (s->size > HAND_MAX_FRAME) {
+        ok = false;
+        break;
+      }
       if (len + 4 + s->size > HAND_BUF) {
         ok = write_all(s->fd, buf, len);
         len = 0;
@@ -350,6 +369,7 @@ static void *writer(void *arg) {
   shutdown(s->fd, SHUT_WR);
   s->syscalls = counter_stop(ctr);
   s->switches = switches_now() - sw0;
+  s->cpu_ns = thread_cpu_ns() - cpu0;
   if (!ok) {
     s->error = "write failed";
   }
@@ -380,6 +400,7 @@ static void *reader(void *arg) {
   pthread_barrier_wait(s->start);
   s->t0 = now_ns();
   int64_t sw0 = switches_now();
+  uint64_t cpu0 = thread_cpu_ns();
   counter_start(ctr);
   /* Each reader touches the first byte of every payload, no more: the
    * point is what the API costs, not what the application does. */
@@ -407,6 +428,10 @@ static void *reader(void *arg) {
     for (;;) {
       while (end - pos >= 4) {
         uint32_t n = get32(buf + pos);
+        if (n > HAND_MAX_FRAME) {
+          ok = false;
+          break;
+        }
         if (end - pos - 4 < n) {
           break;
         }
@@ -414,6 +439,9 @@ static void *reader(void *arg) {
         frames++;
         bytes += n;
         pos += 4 + n;
+      }
+      if (!ok) {
+        break;
       }
       if (pos > 0) {
         memmove(buf, buf + pos, end - pos);
@@ -478,6 +506,7 @@ static void *reader(void *arg) {
   s->t1 = now_ns();
   s->syscalls = counter_stop(ctr);
   s->switches = switches_now() - sw0;
+  s->cpu_ns = thread_cpu_ns() - cpu0;
   s->got_frames = frames;
   s->got_bytes = bytes + (acc & 0); /* acc only keeps the reads alive */
   if (!ok) {
@@ -498,6 +527,9 @@ typedef struct {
   double syscalls_per_frame;
   double switches_per_frame; /* writer + reader context switches */
 } result_t;
+
+/* Writer + reader CPU time over the elapsed time of the last run_once. */
+static double last_share;
 
 static result_t run_once(contender_t who, transport_t t, size_t size,
                          uint64_t frames, int wcpu, int rcpu, bool count) {
@@ -533,6 +565,7 @@ static result_t run_once(contender_t who, transport_t t, size_t size,
     exit(1);
   }
   double secs = (double)(r.t1 - r.t0) / 1e9;
+  last_share = (double)(w.cpu_ns + r.cpu_ns) / (double)(r.t1 - r.t0);
   result_t res;
   res.frames_per_s = (double)frames / secs;
   res.mb_per_s = (double)r.got_bytes / secs / 1e6;
@@ -542,6 +575,41 @@ static result_t run_once(contender_t who, transport_t t, size_t size,
           : (double)(w.syscalls + r.syscalls) / (double)frames;
   res.switches_per_frame = (double)(w.switches + r.switches) / (double)frames;
   return res;
+}
+
+/* Timed runs on one CPU that other work disturbed are run again. */
+#define MIN_SHARE 0.9
+#define MAX_TRIES 5
+static int runs_timed, runs_repeated, runs_disturbed;
+
+/* One timed run. With writer and reader pinned to one CPU, a run in which
+ * they got less than MIN_SHARE of it (other processes on this shared
+ * machine, the hypervisor) is repeated, up to MAX_TRIES runs in all, and
+ * the least disturbed is kept: the figures compare the contenders, not
+ * what else ran at the time. Every contender gets the same treatment. */
+static result_t run_timed(contender_t who, transport_t t, size_t size,
+                          uint64_t frames, int wcpu, int rcpu) {
+  result_t best;
+  double best_share = -1;
+  runs_timed++;
+  for (int k = 0; k < MAX_TRIES; k++) {
+    result_t r = run_once(who, t, size, frames, wcpu, rcpu, false);
+    if (wcpu != rcpu || wcpu < 0) {
+      return r; /* on two CPUs, waiting is part of the figure */
+    }
+    if (last_share > best_share) {
+      best = r;
+      best_share = last_share;
+    }
+    if (last_share >= MIN_SHARE) {
+      return best;
+    }
+    if (k + 1 < MAX_TRIES) {
+      runs_repeated++;
+    }
+  }
+  runs_disturbed++;
+  return best;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -585,8 +653,8 @@ static void measure(const contender_t *who, int n, transport_t t, size_t size,
   double fps[NCONTENDERS][64], mbs[NCONTENDERS][64];
   for (int k = 0; k < rounds; k++) {
     for (int i = 0; i < n; i++) {
-      result_t r = run_once(who[i], t, size, frames_for(who[i], size), wcpu,
-                            rcpu, false);
+      result_t r =
+          run_timed(who[i], t, size, frames_for(who[i], size), wcpu, rcpu);
       fps[who[i]][k] = r.frames_per_s;
       mbs[who[i]][k] = r.mb_per_s;
     }
@@ -695,7 +763,7 @@ static void bulk_table(transport_t t, int wcpu, int rcpu) {
       size_t size = sizes_of[who[i]];
       uint64_t n = bytes / size;
       mbs[who[i]][k] =
-          run_once(who[i], t, size, n ? n : 1, wcpu, rcpu, false).mb_per_s;
+          run_timed(who[i], t, size, n ? n : 1, wcpu, rcpu).mb_per_s;
     }
   }
   double raw = 0;
@@ -757,6 +825,12 @@ static void machine(void) {
            "%.2f %.2f %.2f\n",
            load[0], load[1], load[2]);
   }
+  printf("- disturbed runs: a timed run on one CPU in which writer and "
+         "reader together got less than %.0f%% of it (CPU time over elapsed "
+         "time; other work on this shared machine, the hypervisor) is run "
+         "again, up to %d runs, and the least disturbed kept; every "
+         "contender alike (counts at the end)\n",
+         MIN_SHARE * 100, MAX_TRIES);
   printf("- system calls: %s\n\n",
          tracepoint_id >= 0
              ? "counted by the kernel (perf counter on raw_syscalls:sys_enter, "
@@ -806,9 +880,9 @@ int main(int argc, char **argv) {
                             frames_for((contender_t)only, only_size), only_wcpu,
                             only_rcpu, tracepoint_id >= 0);
       printf("%s: %.0f frames/s, %.1f MB/s, %.4f system calls and %.4f "
-             "context switches per frame\n",
+             "context switches per frame, CPU share %.2f\n",
              contender_names[only], r.frames_per_s, r.mb_per_s,
-             r.syscalls_per_frame, r.switches_per_frame);
+             r.syscalls_per_frame, r.switches_per_frame, last_share);
     }
     return 0;
   }
@@ -879,6 +953,9 @@ int main(int argc, char **argv) {
     met += goals[i].met;
   }
   printf("\n%d of %d goals met.\n", met, ngoals);
+  printf("\nDisturbed runs: %d of %d timed runs were repeated; %d figures "
+         "come from a run still disturbed after %d tries.\n",
+         runs_repeated, runs_timed, runs_disturbed, MAX_TRIES);
   double load[3];
   if (getloadavg(load, 3) == 3) {
     printf("\nLoad average when the run ended: %.2f %.2f %.2f\n", load[0],
