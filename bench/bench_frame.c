@@ -580,7 +580,7 @@ static result_t run_once(contender_t who, transport_t t, size_t size,
 /* Timed runs on one CPU that other work disturbed are run again. */
 #define MIN_SHARE 0.9
 #define MAX_TRIES 5
-static int runs_timed, runs_repeated, runs_disturbed;
+static int runs_timed, runs_retried, runs_extra, runs_disturbed;
 
 /* One timed run. With writer and reader pinned to one CPU, a run in which
  * they got less than MIN_SHARE of it (other processes on this shared
@@ -593,6 +593,10 @@ static result_t run_timed(contender_t who, transport_t t, size_t size,
   double best_share = -1;
   runs_timed++;
   for (int k = 0; k < MAX_TRIES; k++) {
+    if (k == 1) {
+      runs_retried++;
+    }
+    runs_extra += k > 0;
     result_t r = run_once(who, t, size, frames, wcpu, rcpu, false);
     if (wcpu != rcpu || wcpu < 0) {
       return r; /* on two CPUs, waiting is part of the figure */
@@ -603,9 +607,6 @@ static result_t run_timed(contender_t who, transport_t t, size_t size,
     }
     if (last_share >= MIN_SHARE) {
       return best;
-    }
-    if (k + 1 < MAX_TRIES) {
-      runs_repeated++;
     }
   }
   runs_disturbed++;
@@ -960,9 +961,10 @@ int main(int argc, char **argv) {
     met += goals[i].met;
   }
   printf("\n%d of %d goals met.\n", met, ngoals);
-  printf("\nDisturbed runs: %d of %d timed runs were repeated; %d figures "
-         "come from a run still disturbed after %d tries.\n",
-         runs_repeated, runs_timed, runs_disturbed, MAX_TRIES);
+  printf("\nDisturbed runs: %d of %d timed runs were disturbed and run "
+         "again (%d extra runs); %d of them were still disturbed after %d "
+         "tries and count with their least disturbed run.\n",
+         runs_retried, runs_timed, runs_extra, runs_disturbed, MAX_TRIES);
   double load[3];
   if (getloadavg(load, 3) == 3) {
     printf("\nLoad average when the run ended: %.2f %.2f %.2f\n", load[0],
