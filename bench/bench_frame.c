@@ -60,6 +60,10 @@
 #define MIB (1024u * 1024u)
 #define HAND_BUF (64 * KIB)
 #define DEADLINE_MS 10000
+/* The largest frame the hand-written loop's buffer holds; both of its
+ * sides check frames against it, as dialtone checks them against its
+ * maximum. */
+#define HAND_MAX_FRAME (HAND_BUF - 4)
 
 typedef enum {
   NAIVE,
@@ -111,6 +115,15 @@ static void die(const char *what) {
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: with writer and reader pinned to one
+ * CPU, their sum falls short of the elapsed time by what other work on
+ * the machine (or the hypervisor) took from that CPU. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -231,6 +244,7 @@ typedef struct {
   uint64_t got_frames; /* reader: frames (or bulk chunks) seen */
   uint64_t got_bytes;  /* reader: payload bytes seen */
   uint64_t t0, t1;     /* reader: first to last byte, ns */
+  uint64_t cpu_ns;     /* CPU time of the thread's loop */
   const char *error;
 } side_t;
 
@@ -317,9 +331,16 @@ static void *writer(void *arg) {
   }
   int timeout = s->who == DT_DEADLINE ? DEADLINE_MS : -1;
   int ctr = s->count ? counter_open() : -1;
-  uint8_t *buf = malloc(HAND_BUF);
+  /* The hand-written loop's buffers sit where dialtone's do: one block of
+   * read and write buffer, the write buffer in its second half. On this
+   * CPU a large memcpy is several times slower at some source and
+   * destination offsets (4 KiB aliasing under rep movsb); with different
+   * layouts, that and not the code would decide the larger frames. */
+  uint8_t *block = malloc(2 * HAND_BUF);
+  uint8_t *buf = block + HAND_BUF;
   pthread_barrier_wait(s->start);
   int64_t sw0 = switches_now();
+  uint64_t cpu0 = thread_cpu_ns();
   counter_start(ctr);
   bool ok = true;
   switch (s->who) {
@@ -334,6 +355,10 @@ static void *writer(void *arg) {
   case HAND: {
     size_t len = 0;
     for (uint64_t i = 0; i < s->frames && ok; i++) {
+      if (s->size > HAND_MAX_FRAME) {
+        ok = false;
+        break;
+      }
       if (len + 4 + s->size > HAND_BUF) {
         ok = write_all(s->fd, buf, len);
         len = 0;
@@ -367,6 +392,7 @@ static void *writer(void *arg) {
   shutdown(s->fd, SHUT_WR);
   s->syscalls = counter_stop(ctr);
   s->switches = switches_now() - sw0;
+  s->cpu_ns = thread_cpu_ns() - cpu0;
   if (!ok) {
     s->error = "write failed";
   }
@@ -375,7 +401,7 @@ static void *writer(void *arg) {
   } else {
     close(s->fd);
   }
-  free(buf);
+  free(block);
   free(payload);
   return NULL;
 }
@@ -390,13 +416,14 @@ static void *reader(void *arg) {
   }
   int timeout = s->who == DT_DEADLINE ? DEADLINE_MS : -1;
   size_t cap = s->size > HAND_BUF ? s->size : HAND_BUF;
-  uint8_t *buf = malloc(cap);
+  uint8_t *buf = malloc(cap + HAND_BUF); /* as dialtone's: read buffer first */
   int ctr = s->count ? counter_open() : -1;
   uint64_t frames = 0, bytes = 0, acc = 0;
   bool ok = true;
   pthread_barrier_wait(s->start);
   s->t0 = now_ns();
   int64_t sw0 = switches_now();
+  uint64_t cpu0 = thread_cpu_ns();
   counter_start(ctr);
   /* Each reader touches the first byte of every payload, no more: the
    * point is what the API costs, not what the application does. */
@@ -424,6 +451,10 @@ static void *reader(void *arg) {
     for (;;) {
       while (end - pos >= 4) {
         uint32_t n = get32(buf + pos);
+        if (n > HAND_MAX_FRAME) {
+          ok = false;
+          break;
+        }
         if (end - pos - 4 < n) {
           break;
         }
@@ -431,6 +462,9 @@ static void *reader(void *arg) {
         frames++;
         bytes += n;
         pos += 4 + n;
+      }
+      if (!ok) {
+        break;
       }
       if (pos > 0) {
         memmove(buf, buf + pos, end - pos);
@@ -495,6 +529,7 @@ static void *reader(void *arg) {
   s->t1 = now_ns();
   s->syscalls = counter_stop(ctr);
   s->switches = switches_now() - sw0;
+  s->cpu_ns = thread_cpu_ns() - cpu0;
   s->got_frames = frames;
   s->got_bytes = bytes + (acc & 0); /* acc only keeps the reads alive */
   if (!ok) {
@@ -516,6 +551,9 @@ typedef struct {
   double syscalls_per_frame;
   double switches_per_frame; /* writer + reader context switches */
 } result_t;
+
+/* Writer + reader CPU time over the elapsed time of the last run_once. */
+static double last_share;
 
 static result_t run_once(contender_t who, transport_t t, size_t size,
                          uint64_t frames, int wcpu, int rcpu, bool count) {
@@ -551,6 +589,7 @@ static result_t run_once(contender_t who, transport_t t, size_t size,
     exit(1);
   }
   double secs = (double)(r.t1 - r.t0) / 1e9;
+  last_share = (double)(w.cpu_ns + r.cpu_ns) / (double)(r.t1 - r.t0);
   result_t res;
   res.frames_per_s = (double)frames / secs;
   res.mb_per_s = (double)r.got_bytes / secs / 1e6;
@@ -560,6 +599,42 @@ static result_t run_once(contender_t who, transport_t t, size_t size,
           : (double)(w.syscalls + r.syscalls) / (double)frames;
   res.switches_per_frame = (double)(w.switches + r.switches) / (double)frames;
   return res;
+}
+
+/* Timed runs on one CPU that other work disturbed are run again. */
+#define MIN_SHARE 0.9
+#define MAX_TRIES 5
+static int runs_timed, runs_retried, runs_extra, runs_disturbed;
+
+/* One timed run. With writer and reader pinned to one CPU, a run in which
+ * they got less than MIN_SHARE of it (other processes on this shared
+ * machine, the hypervisor) is repeated, up to MAX_TRIES runs in all, and
+ * the least disturbed is kept: the figures compare the contenders, not
+ * what else ran at the time. Every contender gets the same treatment. */
+static result_t run_timed(contender_t who, transport_t t, size_t size,
+                          uint64_t frames, int wcpu, int rcpu) {
+  result_t best;
+  double best_share = -1;
+  runs_timed++;
+  for (int k = 0; k < MAX_TRIES; k++) {
+    if (k == 1) {
+      runs_retried++;
+    }
+    runs_extra += k > 0;
+    result_t r = run_once(who, t, size, frames, wcpu, rcpu, false);
+    if (wcpu != rcpu || wcpu < 0) {
+      return r; /* on two CPUs, waiting is part of the figure */
+    }
+    if (last_share > best_share) {
+      best = r;
+      best_share = last_share;
+    }
+    if (last_share >= MIN_SHARE) {
+      return best;
+    }
+  }
+  runs_disturbed++;
+  return best;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -603,8 +678,8 @@ static void measure(const contender_t *who, int n, transport_t t, size_t size,
   double fps[NCONTENDERS][64], mbs[NCONTENDERS][64];
   for (int k = 0; k < rounds; k++) {
     for (int i = 0; i < n; i++) {
-      result_t r = run_once(who[i], t, size, frames_for(who[i], size), wcpu,
-                            rcpu, false);
+      result_t r =
+          run_timed(who[i], t, size, frames_for(who[i], size), wcpu, rcpu);
       fps[who[i]][k] = r.frames_per_s;
       mbs[who[i]][k] = r.mb_per_s;
     }
@@ -783,7 +858,7 @@ static void bulk_table(transport_t t, int wcpu, int rcpu) {
       size_t size = sizes_of[who[i]];
       uint64_t n = bytes / size;
       mbs[who[i]][k] =
-          run_once(who[i], t, size, n ? n : 1, wcpu, rcpu, false).mb_per_s;
+          run_timed(who[i], t, size, n ? n : 1, wcpu, rcpu).mb_per_s;
     }
   }
   double raw = 0;
@@ -861,6 +936,12 @@ static void machine(void) {
            "%.2f %.2f %.2f\n",
            load[0], load[1], load[2]);
   }
+  printf("- disturbed runs: a timed run on one CPU in which writer and "
+         "reader together got less than %.0f%% of it (CPU time over elapsed "
+         "time; other work on this shared machine, the hypervisor) is run "
+         "again, up to %d runs, and the least disturbed kept; every "
+         "contender alike (counts at the end)\n",
+         MIN_SHARE * 100, MAX_TRIES);
   printf("- system calls: %s\n\n",
          tracepoint_id >= 0
              ? "counted by the kernel (perf counter on raw_syscalls:sys_enter, "
@@ -914,9 +995,9 @@ int main(int argc, char **argv) {
                             frames_for((contender_t)only, only_size), only_wcpu,
                             only_rcpu, tracepoint_id >= 0);
       printf("%s: %.0f frames/s, %.1f MB/s, %.4f system calls and %.4f "
-             "context switches per frame\n",
+             "context switches per frame, CPU share %.2f\n",
              contender_names[only], r.frames_per_s, r.mb_per_s,
-             r.syscalls_per_frame, r.switches_per_frame);
+             r.syscalls_per_frame, r.switches_per_frame, last_share);
     }
     return 0;
   }
@@ -965,13 +1046,28 @@ int main(int argc, char **argv) {
       "wait is poll() plus the call (dialtone polls first when its last "
       "call emptied or filled the socket): with writer and reader on one CPU "
       "they wait once per 64 KiB, which is where the extra system calls of "
-      "that row come from.\n"
+      "that row come from. When they take turns at every 64 KiB, each 64 KiB "
+      "costs a send, a poll and a receive: 64-byte frames take 68 bytes with "
+      "their header, 963 to a buffer, so that is 3 / 963 = 0.0031 system "
+      "calls per frame, and 0.003 would need 1000 frames per three calls; "
+      "only a run in which the writer gets ahead of the reader (as over TCP "
+      "here) goes below. Receiving first and polling only when the socket "
+      "is empty was measured too: 0.0041, since on one CPU the reader finds "
+      "the socket empty almost every time.\n"
       "- On one CPU the scheduler decides whether the reader runs after every "
       "write (a ping-pong: about one context switch per write) or after "
       "several; the context-switch column shows which rhythm a run fell "
       "into, and it can differ between contenders that make the same system "
       "calls. The two-CPU table does not have that effect but pays the "
       "cross-CPU wake-ups.\n"
+      "- 16 KiB frames: when the hand-written row shows about 0.66 context "
+      "switches per frame (one per write of three frames), it ran in that "
+      "ping-pong while dialtone, making the same system calls, did not; its "
+      "lead there comes from the rhythm, so read it as \"at least as fast\", "
+      "not as a multiple. The hand-written loop's buffers are laid out like "
+      "dialtone's: on this CPU a 16 KiB memcpy is several times slower at "
+      "some source and destination offsets, which would otherwise decide "
+      "the row.\n"
       "- Cross-check of the counts: `strace -f -c bench/bench_frame --only 2 "
       "64 unix` (contender numbers: 0 naive, 1 hand-written, 2 dialtone, "
       "3 dialtone with deadline) lists the same calls; strace slows the "
@@ -985,6 +1081,10 @@ int main(int argc, char **argv) {
     met += goals[i].met;
   }
   printf("\n%d of %d goals met.\n", met, ngoals);
+  printf("\nDisturbed runs: %d of %d timed runs were disturbed and run "
+         "again (%d extra runs); %d of them were still disturbed after %d "
+         "tries and count with their least disturbed run.\n",
+         runs_retried, runs_timed, runs_extra, runs_disturbed, MAX_TRIES);
   bench_tsv_close(tsv);
   double load[3];
   if (getloadavg(load, 3) == 3) {

@@ -180,13 +180,6 @@ dt_status_t dt_conn_shutdown_write(dt_conn_t *conn, int timeout_ms) {
 
 /* ---- system calls ------------------------------------------------------- */
 
-static void op_start(const dt_conn_t *c, dt__op_t *op) {
-  if (!op->started) {
-    op->deadline = dt__deadline_in(&c->clock, op->timeout_ms);
-    op->started = true;
-  }
-}
-
 /* Without a deadline a blocking socket may block in the call itself, which
  * saves the failed try and the poll() a non-blocking call costs each time
  * the socket is not ready; with one, every call must return at once. */
@@ -194,8 +187,17 @@ static int io_flags(const dt__op_t *op) {
   return op->timeout_ms < 0 ? 0 : MSG_DONTWAIT;
 }
 
-/* Waits until fd is ready for events or op's deadline passes. */
+/* Waits until fd is ready for events or op's deadline passes. A deadline
+ * bounds waiting, so it starts here, at the call's first wait: a call that
+ * finds the socket ready never reads the clock. */
 static dt_status_t wait_fd(dt_conn_t *c, short events, dt__op_t *op) {
+  if (op->timeout_ms == 0) {
+    return DT_ETIMEDOUT; /* the call was not ready and may not wait */
+  }
+  if (!op->started) {
+    op->deadline = dt__deadline_in(&c->clock, op->timeout_ms);
+    op->started = true;
+  }
   for (;;) {
     struct pollfd pfd = {.fd = c->fd, .events = events, .revents = 0};
     int rc = poll(&pfd, 1, dt__deadline_poll_ms(&c->clock, op->deadline));
@@ -258,7 +260,6 @@ static dt_status_t wait_first(dt_conn_t *c, short events, bool likely_blocked,
 
 dt_status_t dt__conn_recv(dt_conn_t *c, struct iovec *iov, int iovcnt,
                           dt__op_t *op, size_t *got) {
-  op_start(c, op);
   dt_status_t st = wait_first(c, POLLIN, c->rdrained, op);
   if (st != DT_OK) {
     return st;
@@ -301,7 +302,6 @@ dt_status_t dt__conn_recv(dt_conn_t *c, struct iovec *iov, int iovcnt,
 
 dt_status_t dt__conn_send(dt_conn_t *c, struct iovec *iov, int iovcnt,
                           dt__op_t *op, size_t *sent) {
-  op_start(c, op);
   dt_status_t st = wait_first(c, POLLOUT, c->wfull, op);
   if (st != DT_OK) {
     return st;

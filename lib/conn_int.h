@@ -15,11 +15,16 @@
 #include "clock.h"
 #include "dialtone/conn.h"
 
-/* Keeps a slow path out of its fast path's function. */
+/* Keeps a slow path out of its fast path's function, and says which way
+ * the fast path's tests go so that it is laid out as one straight line. */
 #if defined(__GNUC__)
 #define DT__NOINLINE __attribute__((noinline))
+#define DT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define DT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define DT__NOINLINE
+#define DT__LIKELY(x) (x)
+#define DT__UNLIKELY(x) (x)
 #endif
 
 struct dt_conn {
@@ -79,7 +84,8 @@ static inline void dt__conn_break(dt_conn_t *c) {
 void dt__conn_drop_big(dt_conn_t *c);
 
 /* The wait budget of one public call. The deadline is set (the clock read)
- * at the call's first system call, never on the buffered fast path. */
+ * at the call's first wait, never before: a call served from the buffers
+ * or by a socket that is ready does not read the clock. */
 typedef struct {
   int timeout_ms; /* negative: no limit */
   bool started;

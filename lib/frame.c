@@ -8,7 +8,7 @@
 
 /* Headers are read and written as one big-endian load or store. */
 static inline size_t get_len(const dt_conn_t *c, const uint8_t *h) {
-  if (c->hdr_len == 4) {
+  if (DT__LIKELY(c->hdr_len == 4)) {
     uint32_t be;
     memcpy(&be, h, 4);
     return ntohl(be);
@@ -20,12 +20,38 @@ static inline size_t get_len(const dt_conn_t *c, const uint8_t *h) {
 
 /* len <= c->max_frame, which fits in the header. */
 static inline void put_len(const dt_conn_t *c, uint8_t *h, size_t len) {
-  if (c->hdr_len == 4) {
+  if (DT__LIKELY(c->hdr_len == 4)) {
     uint32_t be = htonl((uint32_t)len);
     memcpy(h, &be, 4);
   } else {
     uint16_t be = htons((uint16_t)len);
     memcpy(h, &be, 2);
+  }
+}
+
+/* Copies a payload into the write buffer (s is the caller's memory, never
+ * part of it). Up to 64 bytes, two fixed-size moves that may overlap each
+ * other do it in a few loads and stores: for a small frame, a call to
+ * memcpy would cost as much as the rest of its path. */
+static inline void copy_payload(uint8_t *d, const uint8_t *s, size_t n) {
+  if (n > 64) {
+    memcpy(d, s, n);
+  } else if (n >= 32) {
+    memcpy(d, s, 32);
+    memcpy(d + n - 32, s + n - 32, 32);
+  } else if (n >= 16) {
+    memcpy(d, s, 16);
+    memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    memcpy(d, s, 8);
+    memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(d, s, 4);
+    memcpy(d + n - 4, s + n - 4, 4);
+  } else if (n > 0) {
+    d[0] = s[0];
+    d[n / 2] = s[n / 2];
+    d[n - 1] = s[n - 1];
   }
 }
 
@@ -96,11 +122,20 @@ static dt_status_t read_direct(dt_conn_t *c, uint8_t *dst, size_t n,
   return DT_OK;
 }
 
-/* Out of line, so that the fast path of dt_frame_read stays a few
- * instructions. */
+/* Everything dt_frame_read does when no whole frame is buffered, or when
+ * an argument or the connection's state needs a look: out of line, so
+ * that the fast path is a few instructions with no call in them and needs
+ * no stack frame. */
 static DT__NOINLINE dt_status_t read_slow(dt_conn_t *c, int timeout_ms,
                                           const uint8_t **payload,
                                           size_t *len) {
+  if (c == NULL || payload == NULL || len == NULL) {
+    return DT_EINVAL;
+  }
+  if (dt__conn_broken(c)) {
+    return DT_EBROKEN;
+  }
+  dt__conn_drop_big(c);
   dt__op_t op;
   dt__op_init(&op, timeout_ms);
   size_t n = 0;
@@ -137,25 +172,26 @@ static DT__NOINLINE dt_status_t read_slow(dt_conn_t *c, int timeout_ms,
 
 dt_status_t dt_frame_read(dt_conn_t *conn, int timeout_ms,
                           const uint8_t **payload, size_t *len) {
-  if (conn == NULL || payload == NULL || len == NULL) {
-    return DT_EINVAL;
-  }
-  if (dt__conn_broken(conn)) {
-    return DT_EBROKEN;
-  }
-  if (conn->big != NULL) {
-    dt__conn_drop_big(conn);
-  }
-  /* Fast path: a whole frame is buffered. */
-  size_t avail = conn->rend - conn->rpos;
-  if (avail >= conn->hdr_len) {
-    const uint8_t *h = conn->rbuf + conn->rpos;
-    size_t n = get_len(conn, h);
-    if (n <= conn->max_frame && n <= avail - conn->hdr_len) {
-      *payload = h + conn->hdr_len;
-      *len = n;
-      conn->rpos += conn->hdr_len + n;
-      return DT_OK;
+  /* Fast path: a whole frame is buffered, the arguments are there, the
+   * connection is sound and holds no big frame to drop. Any other case,
+   * however rare, goes to read_slow, which checks everything again. The
+   * atomic load comes first so that the compiler can keep the fields read
+   * after it in registers. */
+  if (DT__LIKELY(conn != NULL) && DT__LIKELY(payload != NULL) &&
+      DT__LIKELY(len != NULL) && DT__LIKELY(!dt__conn_broken(conn)) &&
+      DT__LIKELY(conn->big == NULL)) {
+    size_t hl = conn->hdr_len;
+    size_t pos = conn->rpos;
+    size_t avail = conn->rend - pos;
+    if (DT__LIKELY(avail >= hl)) {
+      const uint8_t *h = conn->rbuf + pos;
+      size_t n = get_len(conn, h);
+      if (DT__LIKELY(n <= avail - hl) && DT__LIKELY(n <= conn->max_frame)) {
+        *payload = h + hl;
+        *len = n;
+        conn->rpos = pos + hl + n;
+        return DT_OK;
+      }
     }
   }
   return read_slow(conn, timeout_ms, payload, len);
@@ -230,9 +266,7 @@ static inline bool append_frame(dt_conn_t *c, const void *payload, size_t len) {
   }
   uint8_t *d = c->wbuf + c->wlen;
   put_len(c, d, len);
-  if (len > 0) {
-    memcpy(d + c->hdr_len, payload, len);
-  }
+  copy_payload(d + c->hdr_len, payload, len);
   c->wlen += need;
   return true;
 }
@@ -245,25 +279,50 @@ static DT__NOINLINE dt_status_t put_frame_slow(dt_conn_t *c,
   return dt__conn_put(c, h, c->hdr_len, payload, len, op);
 }
 
-dt_status_t dt_frame_write(dt_conn_t *conn, const void *payload, size_t len,
-                           int timeout_ms) {
-  if (conn == NULL || (payload == NULL && len > 0)) {
+/* Everything dt_frame_write does when the frame does not fit in the
+ * write buffer's free space, or when an argument or the connection's
+ * state needs a look (see read_slow). */
+static DT__NOINLINE dt_status_t write_slow(dt_conn_t *c, const void *payload,
+                                           size_t len, int timeout_ms) {
+  if (c == NULL || (payload == NULL && len > 0)) {
     return DT_EINVAL;
   }
-  dt_status_t st = write_check(conn);
+  dt_status_t st = write_check(c);
   if (st != DT_OK) {
     return st;
   }
-  if (len > conn->max_frame) {
-    dt__conn_break(conn);
+  if (len > c->max_frame) {
+    dt__conn_break(c);
     return DT_EFRAMETOOBIG;
   }
-  if (append_frame(conn, payload, len)) {
+  if (append_frame(c, payload, len)) {
     return DT_OK;
   }
   dt__op_t op;
   dt__op_init(&op, timeout_ms);
-  return put_frame_slow(conn, payload, len, &op);
+  return put_frame_slow(c, payload, len, &op);
+}
+
+dt_status_t dt_frame_write(dt_conn_t *conn, const void *payload, size_t len,
+                           int timeout_ms) {
+  /* Fast path: the frame fits in the buffer's free space and nothing needs
+   * a second look (see dt_frame_read). len is bounded by max_frame
+   * (< SIZE_MAX - 16) before the header is added to it, so the sum cannot
+   * wrap. */
+  if (DT__LIKELY(conn != NULL) && DT__LIKELY(!dt__conn_broken(conn)) &&
+      DT__LIKELY(!conn->wr_shut) && DT__LIKELY(payload != NULL || len == 0)) {
+    size_t hl = conn->hdr_len;
+    size_t wlen = conn->wlen;
+    if (DT__LIKELY(len <= conn->max_frame) &&
+        DT__LIKELY(hl + len <= conn->wcap - wlen)) {
+      uint8_t *d = conn->wbuf + wlen;
+      put_len(conn, d, len);
+      conn->wlen = wlen + hl + len;
+      copy_payload(d + hl, payload, len);
+      return DT_OK;
+    }
+  }
+  return write_slow(conn, payload, len, timeout_ms);
 }
 
 dt_status_t dt_frame_writev(dt_conn_t *conn, const dt_iovec_t *frames, size_t n,

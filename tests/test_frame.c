@@ -559,6 +559,103 @@ static void test_max_plus_one_read(void **state) {
   close(sv[0]);
 }
 
+/* ---- the buffered fast paths ------------------------------------------- */
+
+/* A frame already buffered is served without a system call, but only when
+ * the arguments and the connection allow it: every refusal of the slow
+ * paths holds with the frame in the buffer too, and consumes nothing. */
+static void test_fast_path_refusals(void **state) {
+  (void)state;
+  int sv[2];
+  pair_unix(sv);
+  dt_conn_opts_t o;
+  dt_conn_opts_init(&o);
+  o.max_frame_size = 100;
+  dt_conn_t *c = conn_of(sv[1], &o);
+  uint8_t raw[3 * (4 + 101)];
+  size_t len = raw_frame(raw, 4, 10, 0);
+  len += raw_frame(raw + len, 4, 20, 1);
+  len += raw_frame(raw + len, 4, 101, 2); /* over the maximum */
+  write_all(sv[0], raw, len);
+  size_t n = 0;
+  assert_int_equal(dt_frame_peek(c, LONG_MS, &n), DT_OK);
+  assert_int_equal(dt_conn_pending_input(c), len); /* all of it buffered */
+  const uint8_t *p = NULL;
+  assert_int_equal(dt_frame_read(c, 0, NULL, &n), DT_EINVAL);
+  assert_int_equal(dt_frame_read(c, 0, &p, NULL), DT_EINVAL);
+  assert_int_equal(dt_conn_pending_input(c), len);
+  uint8_t scratch[128];
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_OK);
+  assert_int_equal(n, 10);
+  assert_true(payload_ok(p, n, 0, scratch));
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_OK);
+  assert_int_equal(n, 20);
+  assert_true(payload_ok(p, n, 1, scratch));
+  /* Whole in the buffer, yet over the maximum. */
+  dt__alloc_reset_counts();
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_EFRAMETOOBIG);
+  assert_int_equal(dt__alloc_count(), 0);
+  assert_true(dt_conn_is_broken(c));
+  dt_conn_free(c);
+  close(sv[0]);
+
+  /* Broken with a whole frame buffered; writes that would fit. */
+  pair_unix(sv);
+  c = conn_of(sv[1], NULL);
+  len = raw_frame(raw, 4, 10, 0);
+  write_all(sv[0], raw, len);
+  assert_int_equal(dt_frame_peek(c, LONG_MS, &n), DT_OK);
+  dt__conn_break(c);
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_EBROKEN);
+  assert_int_equal(dt_frame_write(c, "x", 1, 0), DT_EBROKEN);
+  assert_int_equal(dt_conn_pending_input(c), len);
+  assert_int_equal(dt_conn_pending_output(c), 0);
+  dt_conn_free(c);
+  close(sv[0]);
+
+  /* A frame larger than the read buffer, then small ones that arrived with
+   * it: the next read drops the big frame's block and serves them. */
+  pair_unix(sv);
+  o.max_frame_size = 1000;
+  o.read_buffer_size = DT_CONN_BUFFER_MIN;
+  c = conn_of(sv[1], &o);
+  len = raw_frame(raw, 4, 40, 0);
+  len += raw_frame(raw + len, 4, 2, 1);
+  len += raw_frame(raw + len, 4, 0, 2);
+  write_all(sv[0], raw, len);
+  assert_int_equal(dt_frame_read(c, LONG_MS, &p, &n), DT_OK);
+  assert_int_equal(n, 40);
+  assert_true(payload_ok(p, n, 0, scratch));
+  assert_int_equal(dt_conn_pending_input(c), 6 + 4);
+  uint64_t frees = dt__free_count();
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_OK);
+  assert_int_equal(dt__free_count(), frees + 1);
+  assert_int_equal(n, 2);
+  assert_true(payload_ok(p, n, 1, scratch));
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(dt_frame_read(c, 0, &p, &n), DT_ETIMEDOUT);
+  dt_conn_free(c);
+  close(sv[0]);
+}
+
+/* Small payloads are copied into the write buffer with fixed-size moves
+ * that overlap; every length around their boundaries must arrive intact,
+ * through dt_frame_write and dt_frame_writev. */
+static void test_small_lengths(void **state) {
+  (void)state;
+  enum { MAXLEN = 150 };
+  size_t sizes[2 * (MAXLEN + 1)];
+  size_t n = 0;
+  for (size_t pass = 0; pass < 2; pass++) {
+    for (size_t len = 0; len <= MAXLEN; len++) {
+      sizes[n++] = pass == 0 ? len : MAXLEN - len;
+    }
+  }
+  round_trip(pair_unix, NULL, NULL, sizes, n, 1, 0, false);
+  round_trip(pair_unix, NULL, NULL, sizes, n, 7, 0, false);
+}
+
 /* ---- a header announcing 4 GiB ------------------------------------------ */
 
 static void expect_refused_4gib(int how) {
@@ -840,6 +937,52 @@ static void test_deadline_with_clock_seam(void **state) {
   assert_int_equal(leaping_now, before);
   dt_conn_free(c);
   close(sv[0]);
+}
+
+/* A timeout bounds waiting, and only waiting: on the leaping clock every
+ * deadline has passed by the time it is first looked at, yet a frame that
+ * is buffered, or already in the socket, is read, and a write that the
+ * socket takes is sent. None of them reads the clock; only a wait does. */
+static void test_ready_needs_no_clock(void **state) {
+  (void)state;
+  int sv[2];
+  pair_unix(sv);
+  dt_conn_opts_t o;
+  dt_conn_opts_init(&o);
+  o.clock_us = leaping_clock;
+  dt_conn_t *r = conn_of(sv[1], &o);
+  dt_conn_t *w = conn_of(sv[0], &o);
+  uint64_t before = leaping_now;
+  /* Two frames written and flushed, sitting in the socket. */
+  assert_int_equal(dt_frame_write(w, "abc", 3, 60 * 1000), DT_OK);
+  assert_int_equal(dt_frame_write(w, "de", 2, 60 * 1000), DT_OK);
+  assert_int_equal(dt_flush(w, 60 * 1000), DT_OK);
+  const uint8_t *p = NULL;
+  size_t n = 0;
+  assert_int_equal(dt_frame_read(r, 60 * 1000, &p, &n), DT_OK);
+  assert_int_equal(n, 3);
+  assert_memory_equal(p, "abc", 3);
+  /* Buffered by that read's one receive. */
+  assert_int_equal(dt_frame_read(r, 60 * 1000, &p, &n), DT_OK);
+  assert_int_equal(n, 2);
+  assert_memory_equal(p, "de", 2);
+  assert_int_equal(leaping_now, before);
+  /* Now there is nothing to read: the wait reads the clock, and times out
+   * at once on it. */
+  uint64_t t0 = dt__now_us();
+  assert_int_equal(dt_frame_read(r, 60 * 1000, &p, &n), DT_ETIMEDOUT);
+  assert_true(leaping_now > before);
+  assert_true(dt__now_us() - t0 < 30u * 1000000u);
+  assert_false(dt_conn_is_broken(r));
+  /* With 0, a frame in the socket is still read: no wait was needed. */
+  write_all(sv[0], "\0\0\0\1z", 5);
+  before = leaping_now;
+  assert_int_equal(dt_frame_read(r, 0, &p, &n), DT_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(*p, 'z');
+  assert_int_equal(leaping_now, before);
+  dt_conn_free(r);
+  dt_conn_free(w);
 }
 
 /* A peer that never reads: small frames time out whole and stay unsent,
@@ -1335,6 +1478,8 @@ int main(void) {
       cmocka_unit_test(test_edges_small_buffers),
       cmocka_unit_test(test_max_plus_one_write),
       cmocka_unit_test(test_max_plus_one_read),
+      cmocka_unit_test(test_fast_path_refusals),
+      cmocka_unit_test(test_small_lengths),
       cmocka_unit_test(test_header_4gib),
       cmocka_unit_test(test_bytewise_feed_zero_timeout),
       cmocka_unit_test(test_peer_writes_bytewise),
@@ -1343,6 +1488,7 @@ int main(void) {
       cmocka_unit_test(test_eof_between_frames),
       cmocka_unit_test(test_stuck_peer_read),
       cmocka_unit_test(test_deadline_with_clock_seam),
+      cmocka_unit_test(test_ready_needs_no_clock),
       cmocka_unit_test(test_stuck_peer_write),
       cmocka_unit_test(test_stuck_peer_big_write),
       cmocka_unit_test(test_stuck_peer_batch),

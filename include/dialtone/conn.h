@@ -15,8 +15,10 @@
  * allocation, and the connection is marked broken.
  *
  * Timeouts: every call that may do I/O takes timeout_ms, the longest it
- * may wait for the socket, counted from its first system call. Negative
- * waits without limit; 0 does what can be done without waiting. Blocking
+ * may wait for the socket, counted from the first time it has to wait.
+ * Negative waits without limit; 0 does what can be done without waiting.
+ * A timeout bounds waiting only: a call whose frame or bytes are buffered,
+ * or whose socket is ready, completes whatever the timeout. Blocking
  * and non-blocking sockets both work: dialtone never changes the
  * descriptor's flags and waits with poll(). Interrupted calls are
  * retried; SIGPIPE is never raised.
