@@ -1,3 +1,5 @@
+/* sendmmsg(2) is a Linux call. */
+#define _GNU_SOURCE
 #include "config.h"
 
 #include <errno.h>
@@ -139,10 +141,10 @@ dt_status_t dt__exchange_start(dt_exchange_t *ex, const struct sockaddr *server,
   return DT_OK;
 }
 
-dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
-                                  const struct sockaddr *server,
-                                  socklen_t server_len, const uint8_t *query,
-                                  size_t qlen, dt_ex_counters_t *counters) {
+dt_status_t dt__exchange_prepare_on(dt_exchange_t *ex, int fd,
+                                    const struct sockaddr *server,
+                                    socklen_t server_len, const uint8_t *query,
+                                    size_t qlen, dt_ex_counters_t *counters) {
   if (qlen < 12 || qlen > DT_WIRE_QUERY_MAX ||
       server_len > sizeof(ex->server)) {
     return DT_EINVAL;
@@ -151,11 +153,69 @@ dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
                 counters);
   ex->fd = fd;
   ex->borrowed = true;
-  dt_status_t st = udp_send(ex);
+  return DT_OK;
+}
+
+dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
+                                  const struct sockaddr *server,
+                                  socklen_t server_len, const uint8_t *query,
+                                  size_t qlen, dt_ex_counters_t *counters) {
+  dt_status_t st = dt__exchange_prepare_on(ex, fd, server, server_len, query,
+                                           qlen, counters);
+  if (st != DT_OK) {
+    return st;
+  }
+  st = udp_send(ex);
   if (st != DT_OK) {
     dt__exchange_close(ex);
   }
   return st;
+}
+
+size_t dt__exchange_send_batch(dt_exchange_t *const *ex, size_t n,
+                               dt_status_t *st) {
+  struct mmsghdr msg[DT_EX_BATCH_MAX];
+  struct iovec iov[DT_EX_BATCH_MAX];
+  int sent = 0;
+  bool same_fd = n >= 2 && n <= DT_EX_BATCH_MAX;
+  for (size_t i = 1; same_fd && i < n; i++) {
+    same_fd = ex[i]->fd == ex[0]->fd;
+  }
+  if (same_fd) {
+    memset(msg, 0, sizeof(msg[0]) * n);
+    for (size_t i = 0; i < n; i++) {
+      iov[i].iov_base = ex[i]->out + 2;
+      iov[i].iov_len = ex[i]->qlen;
+      msg[i].msg_hdr.msg_iov = &iov[i];
+      msg[i].msg_hdr.msg_iovlen = 1;
+    }
+    do {
+      sent = sendmmsg(ex[0]->fd, msg, (unsigned)n, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    /* -1 says nothing about which message failed, and the kernel stops at
+     * the first that would not go: the rest take the single-send path
+     * below, which gives each its own errno. */
+    if (sent < 0) {
+      sent = 0;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i < (size_t)sent) {
+      if (msg[i].msg_len != ex[i]->qlen) {
+        st[i] = DT_ESYS; /* as udp_send says of a datagram cut short */
+      } else {
+        COUNT(ex[i], queries_udp);
+        ex[i]->state = DT_EX_UDP_WAIT;
+        st[i] = DT_OK;
+      }
+    } else {
+      st[i] = udp_send(ex[i]);
+    }
+    if (st[i] != DT_OK) {
+      dt__exchange_close(ex[i]);
+    }
+  }
+  return (size_t)sent;
 }
 
 void dt__exchange_deliver(dt_exchange_t *ex, const uint8_t *pkt, size_t len,

@@ -87,6 +87,22 @@ dt_status_t dt__exchange_start_on(dt_exchange_t *ex, int fd,
                                   const struct sockaddr *server,
                                   socklen_t server_len, const uint8_t *query,
                                   size_t qlen, dt_ex_counters_t *counters);
+/* Like dt__exchange_start_on, but the query does not leave yet: the
+ * exchange holds the socket and waits for dt__exchange_send_batch. */
+dt_status_t dt__exchange_prepare_on(dt_exchange_t *ex, int fd,
+                                    const struct sockaddr *server,
+                                    socklen_t server_len, const uint8_t *query,
+                                    size_t qlen, dt_ex_counters_t *counters);
+/* Most prepared exchanges dt__exchange_send_batch sends at once. */
+#define DT_EX_BATCH_MAX 2
+/* Sends the queries of n prepared exchanges (dt__exchange_prepare_on), in
+ * order: with one sendmmsg(2) when 2 <= n <= DT_EX_BATCH_MAX and they share
+ * one socket; whatever that call did not send goes out with a send(2) of
+ * its own, as from dt__exchange_start_on. st[i] says how exchange i fared,
+ * as dt__exchange_start_on would; a failed exchange is closed. Returns how
+ * many left in the one sendmmsg (0 when it was not used or sent nothing). */
+size_t dt__exchange_send_batch(dt_exchange_t *const *ex, size_t n,
+                               dt_status_t *st);
 /* Hands a datagram the caller matched (dt__wire_match) to a borrowed-socket
  * exchange; it becomes the reply. truncated: the datagram was longer than
  * the caller's buffer (the reply gets TC, so the question moves to TCP). */
