@@ -23,6 +23,9 @@ static void share_close(dt_lookup_t *l) {
 }
 
 static void lookup_finish(dt_lookup_t *l, dt_status_t st) {
+  /* Held questions never left; their exchanges close with them below. */
+  l->share.nheld = 0;
+  l->share.defer = false;
   for (size_t i = 0; i < 2; i++) {
     if (l->used[i] && l->q[i].tcp) {
       l->share.dirty = true; /* a truncated reply: not worth the doubt */
@@ -113,6 +116,9 @@ static void lookup_start_candidate(dt_lookup_t *l) {
       return;
     }
   }
+  /* Both questions of the candidate usually go to the same server on the
+   * shared socket: they leave together in dt__share_flush. */
+  l->share.defer = true;
   for (size_t i = 0; i < 2; i++) {
     if (l->family != AF_UNSPEC && l->family != families[i]) {
       continue;
@@ -134,6 +140,7 @@ static void lookup_start_candidate(dt_lookup_t *l) {
     }
     l->used[i] = true;
   }
+  dt__share_flush(&l->share);
   if (dt__lookup_done_questions(l)) {
     lookup_settle(l);
   }

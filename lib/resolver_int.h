@@ -108,6 +108,7 @@ struct dt_resolver {
   unsigned udp_users;  /* atomic: lookups running (dt__udp_hold) */
   dt_ex_counters_t ex; /* updated by exchanges, atomically */
   uint64_t timeouts, failovers, truncated, edns_fallbacks, hosts_hits;
+  uint64_t udp_pairs; /* both questions of a lookup left in one sendmmsg */
   /* Event-loop operations started on the resolver (loop_ops.c), ended
    * with DT_ECANCELED when it is freed. */
   dt__opreg_t opreg;
@@ -129,6 +130,13 @@ typedef struct {
    * to TCP: whatever it holds or may still receive is not ours to hand
    * to the next lookup. */
   bool dirty;
+  /* While defer is set, questions that reach the socket only prepare their
+   * query and wait in held[] for dt__share_flush to send them together:
+   * one system call, one wake-up of a server on the same CPU, instead of
+   * one per question. */
+  bool defer;
+  size_t nheld;
+  struct dt_rquery *held[DT_EX_BATCH_MAX];
 } dt_udp_share_t;
 
 /* The names a query tries, in order (glibc's res_search): "as-is" first
@@ -177,6 +185,10 @@ typedef struct dt_rquery {
 dt_status_t dt__rquery_start(dt_rquery_t *q, dt_resolver_t *r, const char *name,
                              uint16_t qtype, unsigned flags,
                              dt_deadline_t deadline, dt_udp_share_t *share);
+/* Sends the questions held by sh (see dt_udp_share_t.defer) and ends the
+ * deferral. A question whose send fails goes on as if its send had failed
+ * at its start: the next server, or finished. */
+void dt__share_flush(dt_udp_share_t *sh);
 /* True when the question waits for a reply on the shared socket. */
 bool dt__rquery_on_share(const dt_rquery_t *q);
 /* A datagram from the shared socket, if it answers this question: true when

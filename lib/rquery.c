@@ -139,6 +139,33 @@ static void advance(dt_rquery_t *q, dt_status_t why) {
   start_try(q);
 }
 
+/* The query of the current try is on its way (or held to be sent). */
+static void try_started(dt_rquery_t *q) {
+  dt_resolver_t *r = q->r;
+  q->ex.exact_case = r->dns0x20;
+  q->active = true;
+  q->try_deadline =
+      dt__deadline_min(dt__deadline_in(&r->clock, r->timeout_ms), q->deadline);
+}
+
+/* The current try could not send: true when the question is finished,
+ * false when it should try the next server. */
+static bool try_failed(dt_rquery_t *q, dt_status_t st) {
+  if (st == DT_ENOMEM || st == DT_EMFILE) {
+    finish(q, st); /* local trouble: another server will not help */
+    return true;
+  }
+  penalise(q, q->server);
+  q->tryno++;
+  q->tcp = (q->flags & DT_QUERY_TCP) != 0;
+  if (q->tryno >= q->ntries) {
+    candidate_failed(q, st);
+    return true;
+  }
+  ADD(q->r, failovers);
+  return false;
+}
+
 static void start_try(dt_rquery_t *q) {
   dt_resolver_t *r = q->r;
   for (;;) {
@@ -166,7 +193,16 @@ static void start_try(dt_rquery_t *q) {
       if (sh->fd < 0) {
         st = dt__udp_take(r, q->server, sh);
       }
-      if (st == DT_OK) {
+      if (st == DT_OK && sh->defer && sh->nheld < DT_EX_BATCH_MAX) {
+        st =
+            dt__exchange_prepare_on(&q->ex, sh->fd, (struct sockaddr *)&s->addr,
+                                    s->len, q->query, q->qlen, &r->ex);
+        if (st == DT_OK) {
+          sh->held[sh->nheld++] = q;
+          try_started(q);
+          return;
+        }
+      } else if (st == DT_OK) {
         st = dt__exchange_start_on(&q->ex, sh->fd, (struct sockaddr *)&s->addr,
                                    s->len, q->query, q->qlen, &r->ex);
         if (st == DT_OK) {
@@ -182,24 +218,45 @@ static void start_try(dt_rquery_t *q) {
                               q->query, q->qlen, &r->ex);
     }
     if (st == DT_OK) {
-      q->ex.exact_case = r->dns0x20;
-      q->active = true;
-      q->try_deadline = dt__deadline_min(
-          dt__deadline_in(&r->clock, r->timeout_ms), q->deadline);
+      try_started(q);
       return;
     }
-    if (st == DT_ENOMEM || st == DT_EMFILE) {
-      finish(q, st); /* local trouble: another server will not help */
+    if (try_failed(q, st)) {
       return;
     }
-    penalise(q, q->server);
-    q->tryno++;
-    q->tcp = (q->flags & DT_QUERY_TCP) != 0;
-    if (q->tryno >= q->ntries) {
-      candidate_failed(q, st);
-      return;
+  }
+}
+
+void dt__share_flush(dt_udp_share_t *sh) {
+  size_t n = sh->nheld;
+  sh->nheld = 0;
+  sh->defer = false;
+  if (n == 0) {
+    return;
+  }
+  dt_rquery_t *held[DT_EX_BATCH_MAX];
+  dt_exchange_t *ex[DT_EX_BATCH_MAX];
+  dt_status_t st[DT_EX_BATCH_MAX];
+  for (size_t i = 0; i < n; i++) {
+    held[i] = sh->held[i];
+    ex[i] = &held[i]->ex;
+  }
+  if (dt__exchange_send_batch(ex, n, st) == n && n > 1) {
+    ADD(held[0]->r, udp_pairs);
+  }
+  for (size_t i = 0; i < n; i++) {
+    dt_rquery_t *q = held[i];
+    if (st[i] == DT_OK) {
+      sh->sent++;
+      sh->uses++;
+      continue;
     }
-    ADD(r, failovers);
+    /* What start_try does with a send that failed at once. */
+    sh->dirty = true;
+    q->active = false; /* the batch closed the exchange */
+    if (!try_failed(q, st[i])) {
+      start_try(q);
+    }
   }
 }
 
