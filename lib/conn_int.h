@@ -20,11 +20,9 @@
 #if defined(__GNUC__)
 #define DT__NOINLINE __attribute__((noinline))
 #define DT__LIKELY(x) __builtin_expect(!!(x), 1)
-#define DT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define DT__NOINLINE
 #define DT__LIKELY(x) (x)
-#define DT__UNLIKELY(x) (x)
 #endif
 
 struct dt_conn {

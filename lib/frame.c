@@ -29,9 +29,9 @@ static inline void put_len(const dt_conn_t *c, uint8_t *h, size_t len) {
   }
 }
 
-/* Copies a payload into the write buffer (s is the caller's memory, never
- * part of it). Up to 64 bytes, two fixed-size moves that may overlap each
- * other do it in a few loads and stores: for a small frame, a call to
+/* Copies a payload from the caller's memory into the write buffer (the two
+ * never overlap). Up to 64 bytes, two fixed-size moves that may overlap
+ * each other do it in a few loads and stores: for a small frame, a call to
  * memcpy would cost as much as the rest of its path. */
 static inline void copy_payload(uint8_t *d, const uint8_t *s, size_t n) {
   if (n > 64) {
